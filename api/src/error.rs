@@ -1,0 +1,239 @@
+//! The one error policy of the HTTP layer.
+//!
+//! Every failure leaves as `{"error": {"code", "message", "details"}}`: domain errors through
+//! `ApiError` (listed per operation in the OpenAPI document), and framework errors (malformed
+//! JSON, unknown route, missing auth, body too large) through [`json_errors`]. 5xx answers log the
+//! full cause chain and tell the client nothing internal.
+
+use poem::{Endpoint, IntoResponse, Request, Response, http::StatusCode};
+use poem_openapi::{ApiResponse, Object, payload::Json};
+use serde_json::{Map, Value, json};
+use shared::{
+    auth::AuthError,
+    cart::CartError,
+    db::StoreError,
+    domain::ValidationErrors,
+};
+
+/// The error envelope.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable code, a human message and optional details.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorDetail {
+    /// Stable snake_case code clients branch on, e.g. `validation_failed`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Extra structured information (e.g. the invalid fields).
+    pub details: Value,
+}
+
+/// Every error an operation can answer with.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// Malformed request (bad JSON, bad parameter, missing header).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, invalid or expired credentials.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// Authenticated but not allowed.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such resource (or not visible to the caller).
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// Conflicts with the current state (e.g. a taken username).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// Request body larger than the limit.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// Body is not `application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// Well-formed but semantically invalid; `details` names the fields.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// Throttled; retry after the given number of seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+    /// Unexpected failure; details are in the server log.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// A dependency (Postgres, Redis) is unavailable.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn body(code: &str, message: impl Into<String>, details: Value) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        error: ErrorDetail { code: code.to_owned(), message: message.into(), details },
+    })
+}
+
+impl ApiError {
+    /// 401 `unauthorized`.
+    pub fn unauthorized() -> Self {
+        Self::Unauthorized(body("unauthorized", "missing, invalid or expired credentials", json!({})))
+    }
+
+    /// 403 with a code.
+    pub fn forbidden(code: &str, message: &str) -> Self {
+        Self::Forbidden(body(code, message, json!({})))
+    }
+
+    /// 404 `<what>_not_found`.
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(body(&format!("{what}_not_found"), format!("{what} not found"), json!({})))
+    }
+
+    /// 409 with a code and details.
+    pub fn conflict(code: &str, message: impl Into<String>, details: Value) -> Self {
+        Self::Conflict(body(code, message, details))
+    }
+
+    /// 422 with a code and details.
+    pub fn unprocessable(code: &str, message: impl Into<String>, details: Value) -> Self {
+        Self::Unprocessable(body(code, message, details))
+    }
+
+    /// 400 with a code.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest(body(code, message, json!({})))
+    }
+
+    /// 500; logs the cause chain once, here.
+    pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error.message = %error, error.cause_chain = ?error, "request failed");
+        Self::Internal(body("internal_error", "an unexpected error occurred", json!({})))
+    }
+
+    /// 503 `unavailable`.
+    pub fn unavailable(message: &str) -> Self {
+        Self::Unavailable(body("unavailable", message, json!({})))
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(errors: ValidationErrors) -> Self {
+        let mut fields = Map::new();
+        for e in &errors.0 {
+            fields.insert(e.field.to_owned(), Value::String(e.message.clone()));
+        }
+        Self::unprocessable("validation_failed", errors.to_string(), json!({ "fields": fields }))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found("resource"),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid(v) => v.into(),
+            AuthError::InvalidCredentials => Self::Unauthorized(body(
+                "invalid_credentials",
+                "username or password is incorrect",
+                json!({}),
+            )),
+            AuthError::InvalidToken => Self::unauthorized(),
+            AuthError::Throttled { retry_after_secs } => Self::TooManyRequests(
+                body(
+                    "too_many_attempts",
+                    "too many failed login attempts; try again later",
+                    json!({ "retry_after_secs": retry_after_secs }),
+                ),
+                retry_after_secs,
+            ),
+            AuthError::Taken { field } => Self::conflict(
+                &format!("{field}_taken"),
+                format!("{field} is already taken"),
+                json!({ "field": field }),
+            ),
+            AuthError::Store(e) => e.into(),
+            AuthError::Unexpected(e) => Self::internal(e.as_ref()),
+        }
+    }
+}
+
+impl From<CartError> for ApiError {
+    fn from(e: CartError) -> Self {
+        let message = e.to_string();
+        match e {
+            CartError::ListingNotFound => Self::not_found("listing"),
+            CartError::OwnListing => Self::unprocessable("own_listing", message, json!({})),
+            CartError::ListingInactive => Self::unprocessable("listing_inactive", message, json!({})),
+            CartError::InvalidQuantity { available } => Self::unprocessable(
+                "invalid_quantity",
+                message,
+                json!({ "available": available }),
+            ),
+            CartError::CurrencyMismatch { cart, listing } => Self::unprocessable(
+                "currency_mismatch",
+                message,
+                json!({ "cart_currency": cart, "listing_currency": listing }),
+            ),
+            CartError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The code for a framework error of this status.
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
+        s if s.is_server_error() => "internal_error",
+        _ => "error",
+    }
+}
+
+/// Converts a framework error into the error envelope. Errors that already carry a response
+/// (from `ApiError`) pass through unchanged.
+pub fn error_response(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let message = if status.is_server_error() {
+        tracing::error!(error.message = %err, error.cause_chain = ?err, "request failed");
+        "an unexpected error occurred".to_owned()
+    } else {
+        err.to_string()
+    };
+    let json = body(code_for(status), message, json!({}));
+    json.with_status(status).into_response()
+}
+
+/// Middleware: every error leaving the app, whatever produced it, uses the error envelope.
+pub async fn json_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    match next.call(req).await {
+        Ok(resp) => Ok(resp.into_response()),
+        Err(err) => Ok(error_response(err)),
+    }
+}

@@ -1,0 +1,81 @@
+//! The HTTP API: thin handlers over `shared`, the OpenAPI document and the server start-up.
+
+pub mod body_limit;
+pub mod error;
+pub mod routes;
+pub mod security;
+pub mod state;
+
+use anyhow::Context;
+use poem::{
+    EndpointExt, Route, Server,
+    endpoint::BoxEndpoint,
+    listener::TcpListener,
+    middleware::{RequestId, Tracing},
+};
+use poem_openapi::OpenApiService;
+use shared::config::Settings;
+
+pub use state::AppState;
+
+/// The OpenAPI service with every API group.
+pub fn openapi(state: &AppState) -> OpenApiService<routes::Apis, ()> {
+    OpenApiService::new(routes::apis(state), "Marketplace API", env!("CARGO_PKG_VERSION"))
+        .description("Sellers list goods, buyers check out; background work runs on a worker fleet.")
+}
+
+/// The complete application: API, docs, middleware. Used by `run` and by tests.
+pub fn app(state: AppState) -> BoxEndpoint<'static> {
+    let max_body = state.settings.max_body_bytes;
+    let service = openapi(&state);
+    let spec = service.spec_endpoint();
+    let docs = service.swagger_ui();
+    Route::new()
+        .nest("/", service)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .with(body_limit::BodyLimit::new(max_body))
+        .around(error::json_errors)
+        .with(Tracing)
+        .with(RequestId::default())
+        .boxed()
+}
+
+/// Applies pending migrations, creating the database first if it does not exist.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    shared::kv::ensure_database(&settings.database_url)
+        .await
+        .context("failed to create the database")?;
+    let pool = shared::kv::connect_postgres(settings).await.context("failed to connect to Postgres")?;
+    shared::MIGRATOR.run(&pool).await.context("failed to apply migrations")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// Connects to Postgres and Redis and serves HTTP until SIGTERM or SIGINT.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    if settings.run_migrations {
+        migrate(&settings).await?;
+    }
+    let pool = shared::kv::connect_postgres(&settings).await.context("failed to connect to Postgres")?;
+    let redis = shared::kv::connect_redis(&settings.redis_url)
+        .await
+        .context("failed to connect to Redis")?;
+    let stop = shared::shutdown::shutdown_signal().context("failed to install signal handlers")?;
+    let addr = settings.api_addr;
+    let app = app(AppState::new(pool, redis, settings));
+    tracing::info!(%addr, "api listening");
+    Server::new(TcpListener::bind(addr))
+        .run_with_graceful_shutdown(
+            app,
+            async move {
+                let signal = stop.await;
+                tracing::info!(%signal, "shutting down");
+            },
+            Some(std::time::Duration::from_secs(10)),
+        )
+        .await
+        .context("server failed")?;
+    tracing::info!("api stopped");
+    Ok(())
+}

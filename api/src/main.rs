@@ -1,0 +1,27 @@
+//! `api` serves HTTP; `api migrate` creates the database if needed, applies migrations and exits.
+
+use shared::config::Settings;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    shared::telemetry::init("info,sqlx=warn", settings.log_format);
+    let result = match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => api::run(settings).await,
+        Some("migrate") => api::migrate(&settings).await,
+        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}; expected `serve` or `migrate`")),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error.message = %e, error.cause_chain = ?e, "api exited with an error");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Registration and tokens.
+
+use poem::web::RemoteAddr;
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+use shared::{auth::TokenPair, domain::NewUser};
+
+use super::{Tag, users::PrivateUser};
+use crate::{AppState, error::ApiError};
+
+pub struct AuthApi {
+    pub state: AppState,
+}
+
+/// A new account.
+#[derive(Object)]
+struct RegisterRequest {
+    /// 3–150 letters, digits or `_.@+-`.
+    username: String,
+    /// A valid email address.
+    email: String,
+    /// 8–128 characters.
+    password: String,
+}
+
+/// Credentials.
+#[derive(Object)]
+struct TokenRequest {
+    /// Username or email.
+    username: String,
+    /// Password.
+    password: String,
+}
+
+/// A refresh token to rotate or revoke.
+#[derive(Object)]
+struct RefreshRequest {
+    /// The opaque refresh token from the last token response.
+    refresh_token: String,
+}
+
+/// Issued tokens.
+#[derive(Object)]
+struct TokenResponse {
+    /// Short-lived JWT for the `Authorization: Bearer` header.
+    access_token: String,
+    /// Single-use token for `POST /auth/refresh`; each use returns a new one.
+    refresh_token: String,
+    /// Always `Bearer`.
+    token_type: String,
+    /// Access token lifetime in seconds.
+    expires_in: u64,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(p: TokenPair) -> Self {
+        Self {
+            access_token: p.access_token,
+            refresh_token: p.refresh_token,
+            token_type: "Bearer".into(),
+            expires_in: p.expires_in,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+enum Registered {
+    /// Account created.
+    #[oai(status = 201)]
+    Created(Json<PrivateUser>),
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+#[OpenApi(prefix_path = "/api/v1/auth", tag = "Tag::Auth")]
+impl AuthApi {
+    /// Create an account.
+    #[oai(path = "/register", method = "post", operation_id = "register_user")]
+    async fn register(&self, body: Json<RegisterRequest>) -> Result<Registered, ApiError> {
+        let user = NewUser::parse(&body.username, &body.email, &body.password)?;
+        let row = self.state.auth.register(user).await?;
+        Ok(Registered::Created(Json(row.into())))
+    }
+
+    /// Log in with username (or email) and password; starts a new refresh-token family.
+    ///
+    /// Repeated failures for an account or an IP are answered with 429 and `Retry-After`.
+    #[oai(path = "/token", method = "post", operation_id = "create_token")]
+    async fn token(
+        &self,
+        body: Json<TokenRequest>,
+        remote: &RemoteAddr,
+    ) -> Result<Json<TokenResponse>, ApiError> {
+        let ip = remote.as_socket_addr().map(|a| a.ip().to_string());
+        let pair = self.state.auth.login(&body.username, &body.password, ip.as_deref()).await?;
+        Ok(Json(pair.into()))
+    }
+
+    /// Exchange a refresh token for a new pair. Reusing a rotated token revokes its whole family.
+    #[oai(path = "/refresh", method = "post", operation_id = "refresh_token")]
+    async fn refresh(&self, body: Json<RefreshRequest>) -> Result<Json<TokenResponse>, ApiError> {
+        Ok(Json(self.state.auth.refresh(&body.refresh_token).await?.into()))
+    }
+
+    /// Revoke the session (refresh-token family) this token belongs to.
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(&self, body: Json<RefreshRequest>) -> Result<NoContent, ApiError> {
+        self.state.auth.logout(&body.refresh_token).await?;
+        Ok(NoContent::Done)
+    }
+}

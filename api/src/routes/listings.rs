@@ -1,0 +1,249 @@
+//! Listings: create, search, read, update, soft delete.
+
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+use shared::{
+    db::{
+        self,
+        listings::{ListingCursor, ListingQuery, ListingRow},
+        users::UserRow,
+    },
+    domain::{ListingPatch, ListingSort, NewListing, ValidationErrors},
+};
+use uuid::Uuid;
+
+use super::Tag;
+use crate::{AppState, error::ApiError, security::BearerAuth};
+
+pub struct ListingsApi {
+    pub state: AppState,
+}
+
+/// A listing's seller.
+#[derive(Object)]
+struct Seller {
+    id: Uuid,
+    username: String,
+}
+
+/// A listing.
+#[derive(Object)]
+struct Listing {
+    id: Uuid,
+    title: String,
+    description: String,
+    /// Unit price in minor units.
+    price_cents: i64,
+    /// Lowercase ISO 4217 code.
+    currency: String,
+    /// Units in stock.
+    quantity: i32,
+    /// Units a buyer can take now (`quantity - reserved`).
+    available: i32,
+    seller: Seller,
+    is_active: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<ListingRow> for Listing {
+    fn from(l: ListingRow) -> Self {
+        Self {
+            available: l.available(),
+            id: l.id,
+            title: l.title,
+            description: l.description,
+            price_cents: l.price_cents,
+            currency: l.currency,
+            quantity: l.quantity,
+            seller: Seller { id: l.seller_id, username: l.seller_username },
+            is_active: l.is_active,
+            created_at: l.created_at,
+            updated_at: l.updated_at,
+        }
+    }
+}
+
+/// A new listing.
+#[derive(Object)]
+struct CreateListing {
+    /// 3–255 characters.
+    title: String,
+    /// Up to 10,000 characters.
+    description: Option<String>,
+    /// Unit price in minor units, ≥ 1.
+    price_cents: i64,
+    /// ISO 4217 code; default `usd`.
+    currency: Option<String>,
+    /// Units for sale, ≥ 1.
+    quantity: i64,
+}
+
+/// Fields to change; omitted fields stay as they are.
+#[derive(Object)]
+struct UpdateListing {
+    title: Option<String>,
+    description: Option<String>,
+    price_cents: Option<i64>,
+    currency: Option<String>,
+    /// ≥ 0, and not below the units reserved by pending orders.
+    quantity: Option<i64>,
+    /// `true` reactivates a deleted or deactivated listing.
+    is_active: Option<bool>,
+}
+
+/// One page of listings.
+#[derive(Object)]
+struct ListingPage {
+    items: Vec<Listing>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(ApiResponse)]
+enum Created {
+    /// Listing created.
+    #[oai(status = 201)]
+    Listing(Json<Listing>),
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+impl ListingsApi {
+    /// The listing if `viewer` may see it: active ones for everyone, inactive ones for their owner.
+    async fn visible(&self, id: Uuid, viewer: Option<&UserRow>) -> Result<ListingRow, ApiError> {
+        let mut conn = self.state.pool.acquire().await?;
+        match db::listings::find(&mut conn, id).await? {
+            Some(l) if l.is_active || viewer.is_some_and(|v| v.id == l.seller_id) => Ok(l),
+            _ => Err(ApiError::not_found("listing")),
+        }
+    }
+
+    /// The listing if `user` owns it: 404 when invisible to them, 403 when someone else's.
+    async fn owned(&self, id: Uuid, user: &UserRow) -> Result<ListingRow, ApiError> {
+        let listing = self.visible(id, Some(user)).await?;
+        if listing.seller_id != user.id {
+            return Err(ApiError::forbidden("not_owner", "only the seller can change this listing"));
+        }
+        Ok(listing)
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1/listings", tag = "Tag::Listings")]
+impl ListingsApi {
+    /// Put goods up for sale.
+    #[oai(path = "/", method = "post", operation_id = "create_listing")]
+    async fn create(&self, auth: BearerAuth, body: Json<CreateListing>) -> Result<Created, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let b = body.0;
+        let listing = NewListing::parse(&b.title, b.description.as_deref(), b.price_cents, b.currency.as_deref(), b.quantity)?;
+        let mut conn = self.state.pool.acquire().await?;
+        let row = db::listings::insert(&mut conn, user.id, &listing).await?;
+        Ok(Created::Listing(Json(row.into())))
+    }
+
+    /// Search active listings (a signed-in seller also sees their own inactive ones).
+    ///
+    /// `q` terms must all appear in the title, description or seller username.
+    #[oai(path = "/", method = "get", operation_id = "list_listings")]
+    #[expect(clippy::too_many_arguments, reason = "one argument per documented query parameter")]
+    async fn list(
+        &self,
+        req: &Request,
+        /// Search terms, space-separated.
+        q: Query<Option<String>>,
+        /// Only this seller's listings (username).
+        seller: Query<Option<String>>,
+        /// `created_at`, `-created_at` (default), `price` or `-price`.
+        sort: Query<Option<String>>,
+        /// Page size, 1–100 (default 20).
+        limit: Query<Option<i64>>,
+        /// `next_cursor` from the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<ListingPage>, ApiError> {
+        let viewer = self.state.optional_user(req).await?;
+        let mut errors = ValidationErrors::default();
+        let sort: ListingSort = sort.0.as_deref().map_or(Ok(ListingSort::default()), str::parse).unwrap_or_else(|e| {
+            errors.0.extend(e.0);
+            ListingSort::default()
+        });
+        let limit = limit.0.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            errors.0.extend(ValidationErrors::single("limit", "must be between 1 and 100").0);
+        }
+        let cursor = cursor.0.as_deref().and_then(|c| errors.check(ListingCursor::decode(c, sort)));
+        let terms = q.0.unwrap_or_default().split_whitespace().take(10).map(str::to_owned).collect();
+        let query = errors.finish(|| ListingQuery {
+            terms,
+            seller: seller.0,
+            sort,
+            limit,
+            cursor,
+            viewer: viewer.map(|v| v.id),
+        })?;
+        let mut conn = self.state.pool.acquire().await?;
+        let (rows, has_more) = db::listings::search(&mut conn, &query).await?;
+        let next_cursor = has_more
+            .then(|| rows.last().map(|r| ListingCursor::after(r, sort).encode()))
+            .flatten();
+        Ok(Json(ListingPage { items: rows.into_iter().map(Into::into).collect(), next_cursor }))
+    }
+
+    /// One listing (inactive ones only for their seller).
+    #[oai(path = "/:id", method = "get", operation_id = "get_listing")]
+    async fn get(&self, req: &Request, id: Path<Uuid>) -> Result<Json<Listing>, ApiError> {
+        let viewer = self.state.optional_user(req).await?;
+        Ok(Json(self.visible(id.0, viewer.as_ref()).await?.into()))
+    }
+
+    /// Change a listing (seller only). `is_active: true` reactivates it.
+    #[oai(path = "/:id", method = "patch", operation_id = "update_listing")]
+    async fn update(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        body: Json<UpdateListing>,
+    ) -> Result<Json<Listing>, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let b = body.0;
+        let patch = ListingPatch::parse(
+            b.title.as_deref(),
+            b.description.as_deref(),
+            b.price_cents,
+            b.currency.as_deref(),
+            b.quantity,
+            b.is_active,
+        )?;
+        self.owned(id.0, &user).await?;
+        let mut conn = self.state.pool.acquire().await?;
+        match db::listings::update(&mut conn, id.0, &patch).await {
+            Ok(row) => Ok(Json(row.into())),
+            Err(e) if e.constraint() == Some("listings_reserved_within_quantity") => Err(ApiError::conflict(
+                "quantity_below_reserved",
+                "quantity cannot be lower than the units reserved by pending orders",
+                serde_json::json!({ "field": "quantity" }),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Delete (deactivate) a listing (seller only). It can be reactivated with PATCH.
+    #[oai(path = "/:id", method = "delete", operation_id = "delete_listing")]
+    async fn delete(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<NoContent, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        self.owned(id.0, &user).await?;
+        let mut conn = self.state.pool.acquire().await?;
+        db::listings::soft_delete(&mut conn, id.0).await?;
+        Ok(NoContent::Done)
+    }
+}

@@ -1,0 +1,46 @@
+//! One OpenAPI struct per resource, combined into the service here.
+
+mod auth;
+mod cart;
+mod health;
+mod listings;
+mod users;
+
+use poem_openapi::Tags;
+
+use crate::AppState;
+
+/// Groups in the OpenAPI document.
+#[derive(Tags)]
+pub enum Tag {
+    /// Registration, tokens, logout.
+    Auth,
+    /// Own account and public profiles.
+    Users,
+    /// Goods for sale.
+    Listings,
+    /// The buyer's cart.
+    Cart,
+    /// Liveness and readiness.
+    Health,
+}
+
+/// Every API group, in the order they appear in the document.
+pub type Apis = (
+    auth::AuthApi,
+    users::UsersApi,
+    listings::ListingsApi,
+    cart::CartApi,
+    health::HealthApi,
+);
+
+/// Builds every API group over the same state.
+pub fn apis(state: &AppState) -> Apis {
+    (
+        auth::AuthApi { state: state.clone() },
+        users::UsersApi { state: state.clone() },
+        listings::ListingsApi { state: state.clone() },
+        cart::CartApi { state: state.clone() },
+        health::HealthApi { state: state.clone() },
+    )
+}

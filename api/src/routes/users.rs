@@ -1,0 +1,143 @@
+//! The signed-in user's account and public profiles.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
+use shared::{
+    db::{self, users::UserRow},
+    domain::ProfilePatch,
+};
+use uuid::Uuid;
+
+use super::Tag;
+use crate::{AppState, error::ApiError, security::BearerAuth};
+
+pub struct UsersApi {
+    pub state: AppState,
+}
+
+/// The account as its owner sees it.
+#[derive(Object)]
+pub struct PrivateUser {
+    id: Uuid,
+    username: String,
+    email: String,
+    display_name: String,
+    bio: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for PrivateUser {
+    fn from(u: UserRow) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            display_name: u.display_name,
+            bio: u.bio,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// What anyone may see of an account.
+#[derive(Object)]
+struct PublicUser {
+    id: Uuid,
+    username: String,
+    display_name: String,
+    bio: String,
+    created_at: DateTime<Utc>,
+}
+
+/// Fields to change; omitted fields stay as they are.
+#[derive(Object)]
+struct UpdateProfile {
+    /// A valid email, unique.
+    email: Option<String>,
+    /// Up to 150 characters.
+    display_name: Option<String>,
+    /// Up to 2000 characters.
+    bio: Option<String>,
+}
+
+/// A password change.
+#[derive(Object)]
+struct ChangePassword {
+    /// The password in use now.
+    current_password: String,
+    /// 8–128 characters.
+    new_password: String,
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+#[OpenApi(prefix_path = "/api/v1/users", tag = "Tag::Users")]
+impl UsersApi {
+    /// The signed-in user's account.
+    #[oai(path = "/me", method = "get", operation_id = "get_me")]
+    async fn me(&self, auth: BearerAuth) -> Result<Json<PrivateUser>, ApiError> {
+        Ok(Json(self.state.user(auth.token()).await?.into()))
+    }
+
+    /// Update the signed-in user's profile.
+    #[oai(path = "/me", method = "patch", operation_id = "update_me")]
+    async fn update_me(
+        &self,
+        auth: BearerAuth,
+        body: Json<UpdateProfile>,
+    ) -> Result<Json<PrivateUser>, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let patch = ProfilePatch::parse(body.email.as_deref(), body.display_name.as_deref(), body.bio.as_deref())?;
+        let mut conn = self.state.pool.acquire().await?;
+        match db::users::update_profile(&mut conn, user.id, &patch).await {
+            Ok(row) => Ok(Json(row.into())),
+            Err(e) if e.constraint() == Some("users_email_key") => Err(ApiError::conflict(
+                "email_taken",
+                "email is already taken",
+                serde_json::json!({ "field": "email" }),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Delete the account (soft): its tokens stop working and its listings are deactivated.
+    #[oai(path = "/me", method = "delete", operation_id = "delete_me")]
+    async fn delete_me(&self, auth: BearerAuth) -> Result<NoContent, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        self.state.auth.delete_account(user.id).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Change the password; every session (refresh-token family and access token) is revoked.
+    #[oai(path = "/me/password", method = "post", operation_id = "change_password")]
+    async fn change_password(
+        &self,
+        auth: BearerAuth,
+        body: Json<ChangePassword>,
+    ) -> Result<NoContent, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        self.state.auth.change_password(&user, &body.current_password, &body.new_password).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// A user's public profile.
+    #[oai(path = "/:username", method = "get", operation_id = "get_user")]
+    async fn get_user(&self, username: Path<String>) -> Result<Json<PublicUser>, ApiError> {
+        let mut conn = self.state.pool.acquire().await?;
+        let u = db::users::find_active_by_username(&mut conn, &username)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        Ok(Json(PublicUser {
+            id: u.id,
+            username: u.username,
+            display_name: u.display_name,
+            bio: u.bio,
+            created_at: u.created_at,
+        }))
+    }
+}

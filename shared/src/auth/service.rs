@@ -1,0 +1,229 @@
+//! The account flows: register, log in, refresh with reuse detection, log out, authenticate,
+//! change password and delete the account.
+
+use chrono::Utc;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{
+    LoginThrottle, hash_password,
+    tokens::{JwtKeys, hash_refresh_token, new_refresh_token},
+    verify_password,
+};
+use crate::{
+    config::AuthSettings,
+    db::{self, StoreError, users::UserRow},
+    domain::{NewUser, Password, ValidationErrors},
+};
+
+/// A hash no password matches; verifying against it for unknown users keeps login time constant,
+/// so response times do not reveal which usernames exist.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3tGnl3OpXDwSvIG0Cd2sJD/2Ul8yULfJXQAGYF0eyOo";
+
+/// What a successful login or refresh returns.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    /// Short-lived JWT.
+    pub access_token: String,
+    /// Opaque, single-use, rotating.
+    pub refresh_token: String,
+    /// Access token lifetime in seconds.
+    pub expires_in: u64,
+}
+
+/// Why an account operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Input failed validation.
+    #[error("invalid input: {0}")]
+    Invalid(#[from] ValidationErrors),
+    /// Wrong username/email or password.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many failures; try again after this many seconds.
+    #[error("too many failed attempts")]
+    Throttled {
+        /// Seconds until the window ends.
+        retry_after_secs: u64,
+    },
+    /// Missing, malformed, expired, revoked or reused token.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    /// Username or email already taken; names the field.
+    #[error("{field} is already taken")]
+    Taken {
+        /// `username` or `email`.
+        field: &'static str,
+    },
+    /// Database failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else (Redis, hashing).
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        AuthError::Store(e.into())
+    }
+}
+
+impl From<redis::RedisError> for AuthError {
+    fn from(e: redis::RedisError) -> Self {
+        AuthError::Unexpected(anyhow::Error::new(e).context("login throttle unavailable"))
+    }
+}
+
+fn taken(e: StoreError) -> AuthError {
+    match e.constraint() {
+        Some("users_username_key") => AuthError::Taken { field: "username" },
+        Some("users_email_key") => AuthError::Taken { field: "email" },
+        _ => AuthError::Store(e),
+    }
+}
+
+/// Account operations over Postgres (users, token families) and Redis (throttling).
+#[derive(Clone)]
+pub struct Authenticator {
+    pool: PgPool,
+    keys: JwtKeys,
+    settings: AuthSettings,
+    throttle: LoginThrottle,
+}
+
+impl Authenticator {
+    /// Builds the authenticator.
+    pub fn new(pool: PgPool, settings: AuthSettings, throttle: LoginThrottle) -> Self {
+        let keys = JwtKeys::new(&settings.jwt_secret);
+        Self { pool, keys, settings, throttle }
+    }
+
+    /// The JWT keys (for tests that craft tokens).
+    pub fn keys(&self) -> &JwtKeys {
+        &self.keys
+    }
+
+    /// Creates an account.
+    #[tracing::instrument(skip_all)]
+    pub async fn register(&self, user: NewUser) -> Result<UserRow, AuthError> {
+        let hash = hash_password(user.password.expose().to_owned()).await?;
+        let mut conn = self.pool.acquire().await?;
+        db::users::insert(&mut conn, &user, &hash).await.map_err(taken)
+    }
+
+    /// Exchanges credentials for a new token family. `ip` feeds the per-IP throttle.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(&self, login: &str, password: &str, ip: Option<&str>) -> Result<TokenPair, AuthError> {
+        if let Some(retry_after_secs) = self.throttle.retry_after(login, ip).await? {
+            return Err(AuthError::Throttled { retry_after_secs });
+        }
+        let mut conn = self.pool.acquire().await?;
+        let user = db::users::find_active_by_login(&mut conn, login).await?;
+        let phc = user.as_ref().map_or(DUMMY_HASH, |u| u.password_hash.as_str()).to_owned();
+        let matches = verify_password(password.to_owned(), phc).await?;
+        let user = match user {
+            Some(user) if matches => user,
+            _ => {
+                self.throttle.record_failure(login, ip).await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        self.throttle.record_success(login).await?;
+        let mut tx = self.pool.begin().await?;
+        let family = db::tokens::create_family(&mut tx, user.id).await?;
+        let pair = self.issue(&mut tx, &user, family).await?;
+        tx.commit().await?;
+        Ok(pair)
+    }
+
+    /// Rotates a refresh token. Presenting a token that was already rotated revokes its whole
+    /// family (it was probably stolen), and that revocation is committed even though the call fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(stored) = db::tokens::find_for_update(&mut tx, &hash_refresh_token(refresh_token)).await? else {
+            return Err(AuthError::InvalidToken);
+        };
+        if stored.family_revoked_at.is_some() || stored.expires_at <= Utc::now() {
+            return Err(AuthError::InvalidToken);
+        }
+        if stored.used_at.is_some() {
+            tracing::warn!(family.id = %stored.family_id, "refresh token reuse detected; revoking family");
+            db::tokens::revoke_family(&mut tx, stored.family_id, "reuse_detected").await?;
+            tx.commit().await?;
+            return Err(AuthError::InvalidToken);
+        }
+        let user = db::users::find_active(&mut tx, stored.user_id).await?.ok_or(AuthError::InvalidToken)?;
+        db::tokens::mark_used(&mut tx, stored.id).await?;
+        let pair = self.issue(&mut tx, &user, stored.family_id).await?;
+        tx.commit().await?;
+        Ok(pair)
+    }
+
+    /// Revokes the family of `refresh_token`. Unknown tokens are ignored (logout is idempotent).
+    #[tracing::instrument(skip_all)]
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), AuthError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(stored) = db::tokens::find_for_update(&mut tx, &hash_refresh_token(refresh_token)).await? {
+            db::tokens::revoke_family(&mut tx, stored.family_id, "logout").await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Resolves an access token to its active user.
+    #[tracing::instrument(skip_all)]
+    pub async fn authenticate(&self, access_token: &str) -> Result<UserRow, AuthError> {
+        let claims = self.keys.verify_access(access_token).ok_or(AuthError::InvalidToken)?;
+        let mut conn = self.pool.acquire().await?;
+        match db::users::find_active(&mut conn, claims.sub).await? {
+            Some(user) if user.token_version == claims.ver => Ok(user),
+            _ => Err(AuthError::InvalidToken),
+        }
+    }
+
+    /// Changes the password after checking the current one, and signs out every session.
+    #[tracing::instrument(skip_all, fields(user.id = %user.id))]
+    pub async fn change_password(
+        &self,
+        user: &UserRow,
+        current: &str,
+        new: &str,
+    ) -> Result<(), AuthError> {
+        let new = Password::parse("new_password", new)?;
+        if !verify_password(current.to_owned(), user.password_hash.clone()).await? {
+            return Err(ValidationErrors::single("current_password", "is incorrect").into());
+        }
+        let hash = hash_password(new.expose().to_owned()).await?;
+        let mut tx = self.pool.begin().await?;
+        db::users::set_password(&mut tx, user.id, &hash).await?;
+        db::tokens::revoke_all_for_user(&mut tx, user.id, "password_changed").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Soft-deletes the account: tokens stop working and listings are deactivated.
+    #[tracing::instrument(skip_all, fields(user.id = %user_id))]
+    pub async fn delete_account(&self, user_id: Uuid) -> Result<(), AuthError> {
+        let mut tx = self.pool.begin().await?;
+        db::users::soft_delete(&mut tx, user_id).await?;
+        db::tokens::revoke_all_for_user(&mut tx, user_id, "account_deleted").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn issue(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        user: &UserRow,
+        family: Uuid,
+    ) -> Result<TokenPair, AuthError> {
+        let access_token =
+            self.keys.issue_access(user.id, user.token_version, self.settings.access_token_ttl)?;
+        let (refresh_token, hash) = new_refresh_token();
+        let expires_at = Utc::now() + self.settings.refresh_token_ttl;
+        db::tokens::insert_token(conn, family, &hash, expires_at).await?;
+        Ok(TokenPair { access_token, refresh_token, expires_in: self.settings.access_token_ttl.as_secs() })
+    }
+}

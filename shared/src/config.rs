@@ -1,0 +1,264 @@
+//! Typed settings read from environment variables (and an optional `.env` file).
+//!
+//! Every variable has a default that works on a developer machine; a bad value stops start-up
+//! with an error naming the variable.
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use secrecy::SecretString;
+
+/// The secret used when `JWT_SECRET` is unset. Only accepted when `APP_ENV` is `dev`.
+const DEV_JWT_SECRET: &str = "dev-only-insecure-jwt-secret-change-me";
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid environment variable {name}: {reason}")]
+pub struct ConfigError {
+    /// The variable name, e.g. `API_ADDR`.
+    pub name: &'static str,
+    /// Why the value was rejected.
+    pub reason: String,
+}
+
+/// Which deployment environment we run in; decides whether insecure defaults are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// A developer machine: insecure defaults are allowed.
+    Dev,
+    /// Anything else: secrets must be set explicitly.
+    Production,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (production, log shippers).
+    Json,
+    /// Human-readable lines (local runs).
+    Pretty,
+}
+
+/// Settings shared by every process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `APP_ENV`: `dev` (default) or `production`.
+    pub app_env: AppEnv,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `DATABASE_MAX_CONNECTIONS` (default 10).
+    pub database_max_connections: u32,
+    /// `REDIS_URL`.
+    pub redis_url: String,
+    /// `REDIS_PREFIX`: namespace for every key and queue this deployment owns (default `mp`).
+    pub redis_prefix: String,
+    /// `API_ADDR`.
+    pub api_addr: SocketAddr,
+    /// `RUN_MIGRATIONS`: apply pending migrations when the api starts (default true in dev).
+    pub run_migrations: bool,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// Token settings.
+    pub auth: AuthSettings,
+    /// `ORDER_TTL_SECS` (900): how long a pending order holds its reservation.
+    pub order_ttl: Duration,
+    /// `MAX_BODY_BYTES` (65536): request bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+    /// Worker fleet settings.
+    pub worker: WorkerSettings,
+    /// `METRICS_ADDR`: where worker and scheduler expose metrics (unset = off).
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// Access/refresh token and login-throttling settings.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// `JWT_SECRET` (required outside dev).
+    pub jwt_secret: SecretString,
+    /// `ACCESS_TOKEN_TTL_SECS` (600).
+    pub access_token_ttl: Duration,
+    /// `REFRESH_TOKEN_TTL_SECS` (86400).
+    pub refresh_token_ttl: Duration,
+    /// `LOGIN_MAX_FAILURES_PER_ACCOUNT` (5): failures in the window before an account is throttled.
+    pub login_max_failures_per_account: u32,
+    /// `LOGIN_MAX_FAILURES_PER_IP` (20): failures in the window before an IP is throttled.
+    pub login_max_failures_per_ip: u32,
+    /// `LOGIN_FAILURE_WINDOW_SECS` (900): how long failures are remembered.
+    pub login_failure_window: Duration,
+}
+
+/// Settings read by worker processes.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `WORKER_CONCURRENCY` (8): jobs processed at once per queue in one process.
+    pub concurrency: usize,
+    /// `WORKER_QUEUES` (`all`): comma-separated queue names this replica consumes.
+    pub queues: Vec<String>,
+    /// `WORKER_POLL_INTERVAL_MS` (20): how often an idle worker polls its queue.
+    pub poll_interval: Duration,
+    /// `WORKER_SHUTDOWN_TIMEOUT_SECS` (30): how long in-flight jobs may run after SIGTERM.
+    pub shutdown_timeout: Duration,
+}
+
+impl Settings {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env file is normal; a malformed one is a mistake worth stopping for.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => {
+                return Err(ConfigError { name: ".env", reason: e.to_string() });
+            }
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds settings from any variable source; used by tests to avoid touching the process
+    /// environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { get: &get };
+        let app_env = match env.string("APP_ENV", "dev").as_str() {
+            "dev" | "development" | "test" => AppEnv::Dev,
+            "production" | "prod" | "staging" => AppEnv::Production,
+            other => return Err(env.invalid("APP_ENV", format!("unknown value {other:?}"))),
+        };
+        let jwt_secret = match (env.optional("JWT_SECRET"), app_env) {
+            (Some(s), _) if s.len() < 32 => {
+                return Err(env.invalid("JWT_SECRET", "must be at least 32 bytes".into()));
+            }
+            (Some(s), _) => s,
+            (None, AppEnv::Dev) => DEV_JWT_SECRET.to_owned(),
+            (None, AppEnv::Production) => {
+                return Err(env.invalid("JWT_SECRET", "required when APP_ENV=production".into()));
+            }
+        };
+        let log_format = match env.optional("LOG_FORMAT").as_deref() {
+            None => match app_env {
+                AppEnv::Dev => LogFormat::Pretty,
+                AppEnv::Production => LogFormat::Json,
+            },
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(env.invalid("LOG_FORMAT", format!("expected json or pretty, got {other:?}")));
+            }
+        };
+        let queues = env
+            .string("WORKER_QUEUES", "all")
+            .split(',')
+            .map(|q| q.trim().to_owned())
+            .filter(|q| !q.is_empty())
+            .collect();
+        Ok(Settings {
+            app_env,
+            database_url: env.string(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/marketplace",
+            ),
+            database_max_connections: env.parse("DATABASE_MAX_CONNECTIONS", 10)?,
+            redis_url: env.string("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_prefix: env.string("REDIS_PREFIX", "mp"),
+            api_addr: env.parse("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            run_migrations: env.parse("RUN_MIGRATIONS", app_env == AppEnv::Dev)?,
+            log_format,
+            auth: AuthSettings {
+                jwt_secret: SecretString::from(jwt_secret),
+                access_token_ttl: env.secs("ACCESS_TOKEN_TTL_SECS", 600)?,
+                refresh_token_ttl: env.secs("REFRESH_TOKEN_TTL_SECS", 86_400)?,
+                login_max_failures_per_account: env.parse("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)?,
+                login_max_failures_per_ip: env.parse("LOGIN_MAX_FAILURES_PER_IP", 20)?,
+                login_failure_window: env.secs("LOGIN_FAILURE_WINDOW_SECS", 900)?,
+            },
+            order_ttl: env.secs("ORDER_TTL_SECS", 900)?,
+            max_body_bytes: env.parse("MAX_BODY_BYTES", 64 * 1024)?,
+            worker: WorkerSettings {
+                concurrency: env.parse("WORKER_CONCURRENCY", 8)?,
+                queues,
+                poll_interval: Duration::from_millis(env.parse("WORKER_POLL_INTERVAL_MS", 20)?),
+                shutdown_timeout: env.secs("WORKER_SHUTDOWN_TIMEOUT_SECS", 30)?,
+            },
+            metrics_addr: env
+                .optional("METRICS_ADDR")
+                .map(|v| v.parse().map_err(|e| env.invalid("METRICS_ADDR", format!("{e}"))))
+                .transpose()?,
+        })
+    }
+}
+
+/// Small helpers that turn lookups into typed values with errors naming the variable.
+struct Env<'a, F: Fn(&str) -> Option<String>> {
+    get: &'a F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.get)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn string(&self, name: &str, default: &str) -> String {
+        self.optional(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn parse<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e| self.invalid(name, format!("{v:?}: {e}"))),
+        }
+    }
+
+    fn secs(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        let secs: u64 = self.parse(name, default)?;
+        if secs == 0 {
+            return Err(self.invalid(name, "must be greater than zero".into()));
+        }
+        Ok(Duration::from_secs(secs))
+    }
+
+    fn invalid(&self, name: &'static str, reason: String) -> ConfigError {
+        ConfigError { name, reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_work_on_a_developer_machine() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert_eq!(s.api_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.auth.access_token_ttl, Duration::from_secs(600));
+        assert_eq!(s.order_ttl, Duration::from_secs(900));
+        assert_eq!(s.worker.queues, vec!["all".to_string()]);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable() {
+        let err = settings(&[("API_ADDR", "not-an-address")]).unwrap_err();
+        assert_eq!(err.name, "API_ADDR");
+        let err = settings(&[("ORDER_TTL_SECS", "0")]).unwrap_err();
+        assert_eq!(err.name, "ORDER_TTL_SECS");
+    }
+
+    #[test]
+    fn production_requires_a_jwt_secret() {
+        let err = settings(&[("APP_ENV", "production")]).unwrap_err();
+        assert_eq!(err.name, "JWT_SECRET");
+        let ok = settings(&[("APP_ENV", "production"), ("JWT_SECRET", &"x".repeat(32))]);
+        assert!(ok.is_ok());
+    }
+}

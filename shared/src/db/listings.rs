@@ -1,0 +1,270 @@
+//! Listings: create, read with visibility rules, keyset-paginated search, update, soft delete.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::{ListingPatch, ListingSort, NewListing, ValidationErrors};
+
+/// A listing joined with its seller's username.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ListingRow {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// Owner.
+    pub seller_id: Uuid,
+    /// Owner's username (public).
+    pub seller_username: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Unit price in minor units.
+    pub price_cents: i64,
+    /// Lowercase ISO currency.
+    pub currency: String,
+    /// Units in stock (sold units are removed on payment).
+    pub quantity: i32,
+    /// Units held by pending orders.
+    pub reserved: i32,
+    /// Visible to everyone and purchasable.
+    pub is_active: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ListingRow {
+    /// Units a buyer can still take.
+    pub fn available(&self) -> i32 {
+        self.quantity - self.reserved
+    }
+}
+
+const SELECT: &str = "SELECT l.id, l.seller_id, u.username AS seller_username, l.title, l.description,
+        l.price_cents, l.currency, l.quantity, l.reserved, l.is_active, l.created_at, l.updated_at
+     FROM listings l JOIN users u ON u.id = l.seller_id";
+
+/// Inserts a listing for `seller_id`.
+#[tracing::instrument(skip_all, fields(user.id = %seller_id))]
+pub async fn insert(
+    conn: &mut PgConnection,
+    seller_id: Uuid,
+    listing: &NewListing,
+) -> Result<ListingRow, StoreError> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO listings (id, seller_id, title, description, price_cents, currency, quantity)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(seller_id)
+    .bind(&listing.title)
+    .bind(&listing.description)
+    .bind(listing.price_cents)
+    .bind(listing.currency.as_str())
+    .bind(listing.quantity)
+    .execute(&mut *conn)
+    .await?;
+    find(conn, id).await?.ok_or(StoreError::NotFound)
+}
+
+/// A listing by id regardless of visibility (callers apply the visibility rule).
+#[tracing::instrument(skip_all, fields(listing.id = %id))]
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<ListingRow>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE l.id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// A position in a sorted listing search: the last row's sort key and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingCursor {
+    /// After (or before, descending) this creation time and id.
+    CreatedAt(DateTime<Utc>, Uuid),
+    /// After (or before, descending) this price and id.
+    Price(i64, Uuid),
+}
+
+impl ListingCursor {
+    /// The cursor pointing just past `row` in `sort` order.
+    pub fn after(row: &ListingRow, sort: ListingSort) -> Self {
+        match sort {
+            ListingSort::CreatedAt | ListingSort::CreatedAtDesc => Self::CreatedAt(row.created_at, row.id),
+            ListingSort::Price | ListingSort::PriceDesc => Self::Price(row.price_cents, row.id),
+        }
+    }
+}
+
+impl ListingCursor {
+    /// An opaque, URL-safe token for clients.
+    pub fn encode(&self) -> String {
+        let raw = match self {
+            Self::CreatedAt(ts, id) => format!("c:{}:{id}", ts.timestamp_micros()),
+            Self::Price(p, id) => format!("p:{p}:{id}"),
+        };
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Parses a token from [`encode`](Self::encode); it must belong to `sort`.
+    pub fn decode(token: &str, sort: ListingSort) -> Result<Self, ValidationErrors> {
+        let invalid = || ValidationErrors::single("cursor", "is invalid or belongs to another sort order");
+        let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+        let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+        let mut parts = raw.splitn(3, ':');
+        let (kind, key, id) = (parts.next(), parts.next(), parts.next());
+        let id: Uuid = id.and_then(|i| i.parse().ok()).ok_or_else(invalid)?;
+        let key: i64 = key.and_then(|k| k.parse().ok()).ok_or_else(invalid)?;
+        let by_price = matches!(sort, ListingSort::Price | ListingSort::PriceDesc);
+        match (kind, by_price) {
+            (Some("c"), false) => DateTime::from_timestamp_micros(key)
+                .map(|ts| Self::CreatedAt(ts, id))
+                .ok_or_else(invalid),
+            (Some("p"), true) => Ok(Self::Price(key, id)),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+/// What `GET /listings` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListingQuery {
+    /// Every whitespace-separated term must appear in the title, description or seller username.
+    pub terms: Vec<String>,
+    /// Only this seller's listings (username, case-insensitive).
+    pub seller: Option<String>,
+    /// Order of results.
+    pub sort: ListingSort,
+    /// Page size.
+    pub limit: i64,
+    /// Continue after this position. Must match `sort`.
+    pub cursor: Option<ListingCursor>,
+    /// The signed-in user: their own inactive listings are included.
+    pub viewer: Option<Uuid>,
+}
+
+/// Escapes LIKE wildcards so user input matches literally.
+fn like_pattern(term: &str) -> String {
+    let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// One page of listings, plus whether more rows follow.
+#[tracing::instrument(skip_all)]
+pub async fn search(
+    conn: &mut PgConnection,
+    query: &ListingQuery,
+) -> Result<(Vec<ListingRow>, bool), StoreError> {
+    // The ORDER BY and keyset comparison come from a closed enum, never from input.
+    let (order, keyset) = match query.sort {
+        ListingSort::CreatedAt => ("l.created_at ASC, l.id ASC", "(l.created_at, l.id) > ($5, $7)"),
+        ListingSort::CreatedAtDesc => ("l.created_at DESC, l.id DESC", "(l.created_at, l.id) < ($5, $7)"),
+        ListingSort::Price => ("l.price_cents ASC, l.id ASC", "(l.price_cents, l.id) > ($6, $7)"),
+        ListingSort::PriceDesc => ("l.price_cents DESC, l.id DESC", "(l.price_cents, l.id) < ($6, $7)"),
+    };
+    let sql = format!(
+        "{SELECT}
+         WHERE (l.is_active OR l.seller_id = $1)
+           AND ($2::text IS NULL OR lower(u.username) = lower($2))
+           AND NOT EXISTS (
+               SELECT 1 FROM unnest($3::text[]) AS t(pattern)
+               WHERE NOT (l.title ILIKE t.pattern OR l.description ILIKE t.pattern
+                          OR u.username ILIKE t.pattern))
+           AND ($7::uuid IS NULL OR {keyset})
+         ORDER BY {order}
+         LIMIT $4"
+    );
+    let patterns: Vec<String> = query.terms.iter().map(|t| like_pattern(t)).collect();
+    let (ts, price, id) = match query.cursor {
+        Some(ListingCursor::CreatedAt(ts, id)) => (Some(ts), None, Some(id)),
+        Some(ListingCursor::Price(p, id)) => (None, Some(p), Some(id)),
+        None => (None, None, None),
+    };
+    let mut rows: Vec<ListingRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(query.viewer)
+        .bind(query.seller.as_deref())
+        .bind(&patterns)
+        .bind(query.limit + 1)
+        .bind(ts)
+        .bind(price)
+        .bind(id)
+        .fetch_all(conn)
+        .await?;
+    let has_more = rows.len() as i64 > query.limit;
+    rows.truncate(query.limit as usize);
+    Ok((rows, has_more))
+}
+
+/// Applies a patch. Lowering `quantity` below `reserved` fails with
+/// `Conflict { listings_reserved_within_quantity }`.
+#[tracing::instrument(skip_all, fields(listing.id = %id))]
+pub async fn update(
+    conn: &mut PgConnection,
+    id: Uuid,
+    patch: &ListingPatch,
+) -> Result<ListingRow, StoreError> {
+    let done = sqlx::query(
+        "UPDATE listings SET
+            title = COALESCE($2, title),
+            description = COALESCE($3, description),
+            price_cents = COALESCE($4, price_cents),
+            currency = COALESCE($5, currency),
+            quantity = COALESCE($6, quantity),
+            is_active = COALESCE($7, is_active),
+            deleted_at = CASE WHEN $7 IS NULL THEN deleted_at
+                              WHEN $7 THEN NULL
+                              ELSE COALESCE(deleted_at, now()) END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(patch.title.as_deref())
+    .bind(patch.description.as_deref())
+    .bind(patch.price_cents)
+    .bind(patch.currency.as_ref().map(|c| c.as_str()))
+    .bind(patch.quantity)
+    .bind(patch.is_active)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    find(conn, id).await?.ok_or(StoreError::NotFound)
+}
+
+/// Soft-deletes (deactivates) a listing; it can be reactivated with a patch.
+#[tracing::instrument(skip_all, fields(listing.id = %id))]
+pub async fn soft_delete(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE listings SET is_active = false, deleted_at = COALESCE(deleted_at, now()) WHERE id = $1",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_are_bound_to_their_sort() {
+        let id = Uuid::now_v7();
+        let ts = DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap();
+        let c = ListingCursor::CreatedAt(ts, id);
+        assert_eq!(ListingCursor::decode(&c.encode(), ListingSort::CreatedAtDesc).unwrap(), c);
+        assert!(ListingCursor::decode(&c.encode(), ListingSort::Price).is_err());
+        let p = ListingCursor::Price(1999, id);
+        assert_eq!(ListingCursor::decode(&p.encode(), ListingSort::PriceDesc).unwrap(), p);
+        assert!(ListingCursor::decode("not base64!", ListingSort::Price).is_err());
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+}

@@ -1,0 +1,54 @@
+//! SQL, as small named functions over a connection or transaction. No business decisions here
+//! beyond what the database enforces.
+
+pub mod cart;
+pub mod listings;
+pub mod tokens;
+pub mod users;
+
+/// A database failure, with the cases callers branch on made explicit.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist (or is not visible to the caller).
+    #[error("not found")]
+    NotFound,
+    /// A named unique or check constraint rejected the write.
+    #[error("constraint {constraint} violated")]
+    Conflict {
+        /// The constraint name from the migration, e.g. `users_email_key`.
+        constraint: String,
+    },
+    /// Anything else: connection loss, bugs.
+    #[error(transparent)]
+    Unexpected(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() || db.is_check_violation() => {
+                match db.constraint() {
+                    Some(c) => StoreError::Conflict { constraint: c.to_owned() },
+                    None => StoreError::Unexpected(e),
+                }
+            }
+            _ => StoreError::Unexpected(e),
+        }
+    }
+}
+
+impl StoreError {
+    /// The violated constraint's name, if this is a conflict.
+    pub fn constraint(&self) -> Option<&str> {
+        match self {
+            StoreError::Conflict { constraint } => Some(constraint),
+            _ => None,
+        }
+    }
+}
+
+/// Checks that Postgres answers (readiness probe).
+pub async fn ping(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+}

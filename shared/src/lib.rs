@@ -1,0 +1,15 @@
+//! Domain types, SQL, job payloads, business transactions and configuration shared by the
+//! `api`, `worker` and `scheduler` binaries. Nothing in here knows about HTTP.
+
+pub mod auth;
+pub mod cart;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod jobs;
+pub mod kv;
+pub mod shutdown;
+pub mod telemetry;
+
+/// The embedded schema migrations (`migrations/` at the workspace root).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

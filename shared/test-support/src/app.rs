@@ -1,0 +1,170 @@
+//! The real application, in-process, over a private database and Redis namespace.
+
+use api::AppState;
+use poem::{endpoint::BoxEndpoint, http::StatusCode, test::TestClient};
+use redis::aio::ConnectionManager;
+use serde_json::{Value, json};
+use shared::config::Settings;
+use sqlx::PgPool;
+
+use crate::{TestDb, redis_url};
+
+/// A response reduced to what tests assert on.
+#[derive(Debug)]
+pub struct TestResponse {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: poem::http::HeaderMap,
+    /// Parsed JSON body (`Null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// The `error.code` of an error envelope.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
+    }
+}
+
+/// The app under test.
+pub struct TestApp {
+    /// In-process HTTP client.
+    pub client: TestClient<BoxEndpoint<'static>>,
+    /// The settings the app runs with.
+    pub settings: Settings,
+    /// Redis connection (same server, private prefix).
+    pub redis: ConnectionManager,
+    /// The state handed to the app.
+    pub state: AppState,
+    // Declared last: dropped after everything that may hold connections to it.
+    db: TestDb,
+}
+
+impl TestApp {
+    /// Starts the app with default test settings.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the app after letting the test adjust its settings.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDb::new().await;
+        let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let mut settings = Settings::from_lookup(|_| None).expect("default settings");
+        settings.database_url = db.url.clone();
+        settings.redis_url = redis_url();
+        settings.redis_prefix = prefix;
+        adjust(&mut settings);
+        let redis = shared::kv::connect_redis(&settings.redis_url).await.expect("connect to Redis");
+        let state = AppState::new(db.pool.clone(), redis.clone(), settings.clone());
+        let client = TestClient::new(api::app(state.clone()));
+        Self { client, settings, redis, state, db }
+    }
+
+    /// The test database's pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.db.pool
+    }
+
+    /// Sends a request with an optional JSON body and bearer token.
+    pub async fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> TestResponse {
+        let method: poem::http::Method = method.parse().expect("valid method");
+        let mut req = self.client.request(method, path);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            req = req.body_json(&body);
+        }
+        Self::collect(req.send().await).await
+    }
+
+    /// Sends a raw body with a chosen content type (for malformed-input tests).
+    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: &str) -> TestResponse {
+        let method: poem::http::Method = method.parse().expect("valid method");
+        let req = self
+            .client
+            .request(method, path)
+            .content_type(content_type)
+            .body(body.to_owned());
+        Self::collect(req.send().await).await
+    }
+
+    async fn collect(resp: poem::test::TestResponse) -> TestResponse {
+        let resp = resp.0;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().into_vec().await.expect("read body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        TestResponse { status, headers, body }
+    }
+
+    /// GET with an optional token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request("GET", path, token, None).await
+    }
+
+    /// POST JSON with an optional token.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
+        self.request("POST", path, token, Some(body)).await
+    }
+
+    /// Registers `username` (email `<username>@example.com`, password `correct horse`).
+    pub async fn register(&self, username: &str) -> TestResponse {
+        self.post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "username": username, "email": format!("{username}@example.com"), "password": "correct horse" }),
+        )
+        .await
+    }
+
+    /// Logs in and returns the token response.
+    pub async fn login(&self, username: &str, password: &str) -> TestResponse {
+        self.post("/api/v1/auth/token", None, json!({ "username": username, "password": password })).await
+    }
+
+    /// Registers and logs in `username`; returns `(user id, access token)`.
+    pub async fn signed_up(&self, username: &str) -> (String, String) {
+        let reg = self.register(username).await;
+        assert_eq!(reg.status, StatusCode::CREATED, "register {username}: {:?}", reg.body);
+        let tok = self.login(username, "correct horse").await;
+        assert_eq!(tok.status, StatusCode::OK, "login {username}: {:?}", tok.body);
+        let id = reg.body["id"].as_str().expect("user id").to_owned();
+        (id, tok.body["access_token"].as_str().expect("access token").to_owned())
+    }
+
+    /// Creates a listing as the holder of `token`; returns its JSON.
+    pub async fn create_listing(&self, token: &str, title: &str, price_cents: i64, quantity: i64) -> Value {
+        let resp = self
+            .post(
+                "/api/v1/listings",
+                Some(token),
+                json!({ "title": title, "price_cents": price_cents, "quantity": quantity }),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::CREATED, "create listing: {:?}", resp.body);
+        resp.body
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Remove this test's Redis keys; the database is dropped by `TestDb`.
+        let pattern = format!("{}*", self.settings.redis_prefix);
+        let url = self.settings.redis_url.clone();
+        let cleaned = std::thread::spawn(move || -> redis::RedisResult<()> {
+            let mut conn = redis::Client::open(url)?.get_connection()?;
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
+            if !keys.is_empty() {
+                redis::cmd("DEL").arg(keys).query::<()>(&mut conn)?;
+            }
+            Ok(())
+        })
+        .join();
+        if !matches!(cleaned, Ok(Ok(()))) {
+            eprintln!("warning: could not clean Redis keys of {}", self.settings.redis_prefix);
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Test helpers shared by every crate's integration tests.
+//!
+//! - [`TestDb`]: a fresh database per test, cloned from a migrated template (fast), dropped when
+//!   the test ends, pass or fail.
+//! - [`TestApp`]: the real `api::app` over that database and a private Redis namespace, driven
+//!   in-process with poem's `TestClient`.
+
+mod app;
+mod db;
+
+pub use app::{TestApp, TestResponse};
+pub use db::TestDb;
+
+/// Postgres server used by tests (any existing database on it; `postgres` always exists).
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Redis used by tests.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
