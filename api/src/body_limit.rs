@@ -4,7 +4,9 @@
 //! bound chunked bodies. This one rejects a declared oversize body at once and reads any other
 //! body with a hard cap, so no request can make the server buffer more than the limit.
 
-use poem::{Body, Endpoint, EndpointExt, IntoResponse, Middleware, Request, Response, http::StatusCode};
+use poem::{
+    Body, Endpoint, EndpointExt, IntoResponse, Middleware, Request, Response, http::StatusCode,
+};
 
 /// Caps request bodies at `max_bytes`; larger ones get 413.
 pub struct BodyLimit {

@@ -8,12 +8,7 @@
 use poem::{Endpoint, IntoResponse, Request, Response, http::StatusCode};
 use poem_openapi::{ApiResponse, Object, payload::Json};
 use serde_json::{Map, Value, json};
-use shared::{
-    auth::AuthError,
-    cart::CartError,
-    db::StoreError,
-    domain::ValidationErrors,
-};
+use shared::{auth::AuthError, cart::CartError, db::StoreError, domain::ValidationErrors};
 
 /// The error envelope.
 #[derive(Debug, Clone, Object)]
@@ -73,14 +68,22 @@ pub enum ApiError {
 
 fn body(code: &str, message: impl Into<String>, details: Value) -> Json<ErrorBody> {
     Json(ErrorBody {
-        error: ErrorDetail { code: code.to_owned(), message: message.into(), details },
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.into(),
+            details,
+        },
     })
 }
 
 impl ApiError {
     /// 401 `unauthorized`.
     pub fn unauthorized() -> Self {
-        Self::Unauthorized(body("unauthorized", "missing, invalid or expired credentials", json!({})))
+        Self::Unauthorized(body(
+            "unauthorized",
+            "missing, invalid or expired credentials",
+            json!({}),
+        ))
     }
 
     /// 403 with a code.
@@ -90,7 +93,11 @@ impl ApiError {
 
     /// 404 `<what>_not_found`.
     pub fn not_found(what: &str) -> Self {
-        Self::NotFound(body(&format!("{what}_not_found"), format!("{what} not found"), json!({})))
+        Self::NotFound(body(
+            &format!("{what}_not_found"),
+            format!("{what} not found"),
+            json!({}),
+        ))
     }
 
     /// 409 with a code and details.
@@ -111,7 +118,11 @@ impl ApiError {
     /// 500; logs the cause chain once, here.
     pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error.message = %error, error.cause_chain = ?error, "request failed");
-        Self::Internal(body("internal_error", "an unexpected error occurred", json!({})))
+        Self::Internal(body(
+            "internal_error",
+            "an unexpected error occurred",
+            json!({}),
+        ))
     }
 
     /// 503 `unavailable`.
@@ -126,7 +137,11 @@ impl From<ValidationErrors> for ApiError {
         for e in &errors.0 {
             fields.insert(e.field.to_owned(), Value::String(e.message.clone()));
         }
-        Self::unprocessable("validation_failed", errors.to_string(), json!({ "fields": fields }))
+        Self::unprocessable(
+            "validation_failed",
+            errors.to_string(),
+            json!({ "fields": fields }),
+        )
     }
 }
 
@@ -180,7 +195,9 @@ impl From<CartError> for ApiError {
         match e {
             CartError::ListingNotFound => Self::not_found("listing"),
             CartError::OwnListing => Self::unprocessable("own_listing", message, json!({})),
-            CartError::ListingInactive => Self::unprocessable("listing_inactive", message, json!({})),
+            CartError::ListingInactive => {
+                Self::unprocessable("listing_inactive", message, json!({}))
+            }
             CartError::InvalidQuantity { available } => Self::unprocessable(
                 "invalid_quantity",
                 message,

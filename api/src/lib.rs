@@ -2,6 +2,7 @@
 
 pub mod body_limit;
 pub mod error;
+pub mod job_waiter;
 pub mod routes;
 pub mod security;
 pub mod state;
@@ -20,8 +21,12 @@ pub use state::AppState;
 
 /// The OpenAPI service with every API group.
 pub fn openapi(state: &AppState) -> OpenApiService<routes::Apis, ()> {
-    OpenApiService::new(routes::apis(state), "Marketplace API", env!("CARGO_PKG_VERSION"))
-        .description("Sellers list goods, buyers check out; background work runs on a worker fleet.")
+    OpenApiService::new(
+        routes::apis(state),
+        "Marketplace API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description("Sellers list goods, buyers check out; background work runs on a worker fleet.")
 }
 
 /// The complete application: API, docs, middleware. Used by `run` and by tests.
@@ -46,8 +51,13 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     shared::kv::ensure_database(&settings.database_url)
         .await
         .context("failed to create the database")?;
-    let pool = shared::kv::connect_postgres(settings).await.context("failed to connect to Postgres")?;
-    shared::MIGRATOR.run(&pool).await.context("failed to apply migrations")?;
+    let pool = shared::kv::connect_postgres(settings)
+        .await
+        .context("failed to connect to Postgres")?;
+    shared::MIGRATOR
+        .run(&pool)
+        .await
+        .context("failed to apply migrations")?;
     tracing::info!("migrations applied");
     Ok(())
 }
@@ -57,13 +67,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.run_migrations {
         migrate(&settings).await?;
     }
-    let pool = shared::kv::connect_postgres(&settings).await.context("failed to connect to Postgres")?;
+    let pool = shared::kv::connect_postgres(&settings)
+        .await
+        .context("failed to connect to Postgres")?;
     let redis = shared::kv::connect_redis(&settings.redis_url)
         .await
         .context("failed to connect to Redis")?;
     let stop = shared::shutdown::shutdown_signal().context("failed to install signal handlers")?;
+    let payments = shared::payments::Payments::from_settings(&settings.stripe)
+        .context("invalid Stripe settings (STRIPE_SECRET_KEY, STRIPE_API_BASE)")?;
     let addr = settings.api_addr;
-    let app = app(AppState::new(pool, redis, settings));
+    let app = app(AppState::new(pool, redis, settings, payments));
     tracing::info!(%addr, "api listening");
     Server::new(TcpListener::bind(addr))
         .run_with_graceful_shutdown(

@@ -12,10 +12,13 @@ async fn main() -> std::process::ExitCode {
         }
     };
     shared::telemetry::init("info,sqlx=warn", settings.log_format);
+    shared::payments::install_crypto_provider();
     let result = match std::env::args().nth(1).as_deref() {
         None | Some("serve") => api::run(settings).await,
         Some("migrate") => api::migrate(&settings).await,
-        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}; expected `serve` or `migrate`")),
+        Some(other) => Err(anyhow::anyhow!(
+            "unknown command {other:?}; expected `serve` or `migrate`"
+        )),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,10 +6,13 @@ use shared::{
     auth::{Authenticator, LoginThrottle},
     config::Settings,
     db::users::UserRow,
+    gate::StockGate,
+    payments::Payments,
+    queue::JobQueue,
 };
 use sqlx::PgPool;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, job_waiter::JobWaiter};
 
 /// Application state, cloned into each API struct.
 #[derive(Clone)]
@@ -22,14 +25,44 @@ pub struct AppState {
     pub settings: Settings,
     /// Account operations.
     pub auth: Authenticator,
+    /// The Redis stock gate.
+    pub gate: StockGate,
+    /// Producer side of the job queues.
+    pub queue: JobQueue,
+    /// The payment provider (order cancellation).
+    pub payments: Payments,
+    /// Long-poll wake-ups for job status.
+    pub job_waiter: JobWaiter,
 }
 
 impl AppState {
-    /// Builds the state from open connections.
-    pub fn new(pool: PgPool, redis: ConnectionManager, settings: Settings) -> Self {
-        let throttle = LoginThrottle::new(redis.clone(), &settings.redis_prefix, &settings.auth);
+    /// Builds the state from open connections. Must run inside the Tokio runtime (it starts
+    /// the job-completion subscription).
+    pub fn new(
+        pool: PgPool,
+        redis: ConnectionManager,
+        settings: Settings,
+        payments: Payments,
+    ) -> Self {
+        let prefix = &settings.redis_prefix;
+        let throttle = LoginThrottle::new(redis.clone(), prefix, &settings.auth);
         let auth = Authenticator::new(pool.clone(), settings.auth.clone(), throttle);
-        Self { pool, redis, settings, auth }
+        let gate = StockGate::new(redis.clone(), prefix);
+        let queue = JobQueue::new(redis.clone(), prefix, &settings.worker);
+        let job_waiter = JobWaiter::start(
+            settings.redis_url.clone(),
+            shared::job_events::channel(prefix),
+        );
+        Self {
+            pool,
+            redis,
+            settings,
+            auth,
+            gate,
+            queue,
+            payments,
+            job_waiter,
+        }
     }
 
     /// The signed-in user, or 401.

@@ -51,7 +51,9 @@ pub async fn set_item(
     quantity: i64,
 ) -> Result<(), CartError> {
     let mut tx = pool.begin().await?;
-    let listing = db::listings::find(&mut tx, listing_id).await?.ok_or(CartError::ListingNotFound)?;
+    let listing = db::listings::find(&mut tx, listing_id)
+        .await?
+        .ok_or(CartError::ListingNotFound)?;
     if listing.seller_id == buyer_id {
         return Err(CartError::OwnListing);
     }
@@ -63,7 +65,10 @@ pub async fn set_item(
         return Err(CartError::InvalidQuantity { available });
     }
     let lines = db::cart::lines(&mut tx, buyer_id).await?;
-    if let Some(other) = lines.iter().find(|l| l.listing_id != listing_id && l.currency != listing.currency) {
+    if let Some(other) = lines
+        .iter()
+        .find(|l| l.listing_id != listing_id && l.currency != listing.currency)
+    {
         return Err(CartError::CurrencyMismatch {
             cart: other.currency.clone(),
             listing: listing.currency,
@@ -90,7 +95,16 @@ pub struct Cart {
 pub async fn load(pool: &PgPool, buyer_id: Uuid) -> Result<Cart, CartError> {
     let mut conn = pool.acquire().await?;
     let lines = db::cart::lines(&mut conn, buyer_id).await?;
-    let total_cents = lines.iter().map(|l| l.unit_price_cents * i64::from(l.quantity)).sum();
-    let currency = lines.first().map_or_else(|| "usd".to_owned(), |l| l.currency.clone());
-    Ok(Cart { lines, total_cents, currency })
+    let total_cents = lines
+        .iter()
+        .map(|l| l.unit_price_cents * i64::from(l.quantity))
+        .sum();
+    let currency = lines
+        .first()
+        .map_or_else(|| "usd".to_owned(), |l| l.currency.clone());
+    Ok(Cart {
+        lines,
+        total_cents,
+        currency,
+    })
 }

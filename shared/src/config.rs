@@ -67,6 +67,19 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// `METRICS_ADDR`: where worker and scheduler expose metrics (unset = off).
     pub metrics_addr: Option<SocketAddr>,
+    /// Payment provider settings.
+    pub stripe: StripeSettings,
+}
+
+/// Stripe settings. Without a secret key the system runs in development payment mode.
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    /// `STRIPE_SECRET_KEY` (unset = development payment mode, no network).
+    pub secret_key: Option<SecretString>,
+    /// `STRIPE_WEBHOOK_SECRET`: verifies webhook signatures.
+    pub webhook_secret: Option<SecretString>,
+    /// `STRIPE_API_BASE` (Stripe's own): tests point it at a local fake.
+    pub api_base: Option<String>,
 }
 
 /// Access/refresh token and login-throttling settings.
@@ -107,7 +120,10 @@ impl Settings {
             Ok(_) => {}
             Err(e) if e.not_found() => {}
             Err(e) => {
-                return Err(ConfigError { name: ".env", reason: e.to_string() });
+                return Err(ConfigError {
+                    name: ".env",
+                    reason: e.to_string(),
+                });
             }
         }
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -140,7 +156,10 @@ impl Settings {
             Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
             Some(other) => {
-                return Err(env.invalid("LOG_FORMAT", format!("expected json or pretty, got {other:?}")));
+                return Err(env.invalid(
+                    "LOG_FORMAT",
+                    format!("expected json or pretty, got {other:?}"),
+                ));
             }
         };
         let queues = env
@@ -177,9 +196,19 @@ impl Settings {
                 poll_interval: Duration::from_millis(env.parse("WORKER_POLL_INTERVAL_MS", 20)?),
                 shutdown_timeout: env.secs("WORKER_SHUTDOWN_TIMEOUT_SECS", 30)?,
             },
+            stripe: StripeSettings {
+                secret_key: env.optional("STRIPE_SECRET_KEY").map(SecretString::from),
+                webhook_secret: env
+                    .optional("STRIPE_WEBHOOK_SECRET")
+                    .map(SecretString::from),
+                api_base: env.optional("STRIPE_API_BASE"),
+            },
             metrics_addr: env
                 .optional("METRICS_ADDR")
-                .map(|v| v.parse().map_err(|e| env.invalid("METRICS_ADDR", format!("{e}"))))
+                .map(|v| {
+                    v.parse()
+                        .map_err(|e| env.invalid("METRICS_ADDR", format!("{e}")))
+                })
                 .transpose()?,
         })
     }
@@ -232,8 +261,10 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 

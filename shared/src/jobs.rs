@@ -65,7 +65,10 @@ pub fn queue_name(prefix: &str, job: &str) -> String {
 /// Rejects a `REDIS_PREFIX` that would break queue names: empty (queues of all deployments
 /// would collide), or containing `:` or whitespace (see [`queue_name`]).
 pub fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
-    let invalid = |reason: &str| ConfigError { name: "REDIS_PREFIX", reason: reason.to_owned() };
+    let invalid = |reason: &str| ConfigError {
+        name: "REDIS_PREFIX",
+        reason: reason.to_owned(),
+    };
     if prefix.is_empty() {
         return Err(invalid("must not be empty"));
     }
@@ -110,7 +113,10 @@ mod tests {
     #[test]
     fn a_queue_name_is_the_prefix_and_the_job_joined_by_a_dash() {
         assert_eq!(queue_name("mp", CHECKOUT), "mp-checkout");
-        assert_eq!(queue_name("staging", PAYMENT_EVENT), "staging-payment_event");
+        assert_eq!(
+            queue_name("staging", PAYMENT_EVENT),
+            "staging-payment_event"
+        );
     }
 
     #[test]
@@ -144,6 +150,9 @@ mod tests {
 
     #[test]
     fn a_zero_concurrency_still_gives_a_valid_batch_size() {
-        assert_eq!(redis_config("mp", CHECKOUT, &worker_settings(0)).batch_size, 1);
+        assert_eq!(
+            redis_config("mp", CHECKOUT, &worker_settings(0)).batch_size,
+            1
+        );
     }
 }

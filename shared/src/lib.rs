@@ -3,11 +3,17 @@
 
 pub mod auth;
 pub mod cart;
+pub mod checkout;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod gate;
+pub mod job_events;
 pub mod jobs;
 pub mod kv;
+pub mod orders;
+pub mod payments;
+pub mod queue;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -96,14 +96,20 @@ impl AuthApi {
         remote: &RemoteAddr,
     ) -> Result<Json<TokenResponse>, ApiError> {
         let ip = remote.as_socket_addr().map(|a| a.ip().to_string());
-        let pair = self.state.auth.login(&body.username, &body.password, ip.as_deref()).await?;
+        let pair = self
+            .state
+            .auth
+            .login(&body.username, &body.password, ip.as_deref())
+            .await?;
         Ok(Json(pair.into()))
     }
 
     /// Exchange a refresh token for a new pair. Reusing a rotated token revokes its whole family.
     #[oai(path = "/refresh", method = "post", operation_id = "refresh_token")]
     async fn refresh(&self, body: Json<RefreshRequest>) -> Result<Json<TokenResponse>, ApiError> {
-        Ok(Json(self.state.auth.refresh(&body.refresh_token).await?.into()))
+        Ok(Json(
+            self.state.auth.refresh(&body.refresh_token).await?.into(),
+        ))
     }
 
     /// Revoke the session (refresh-token family) this token belongs to.

@@ -78,7 +78,11 @@ impl CartApi {
     }
 
     /// Set the quantity of a listing in the cart (adds it if absent).
-    #[oai(path = "/items/:listing_id", method = "put", operation_id = "set_cart_item")]
+    #[oai(
+        path = "/items/:listing_id",
+        method = "put",
+        operation_id = "set_cart_item"
+    )]
     async fn put_item(
         &self,
         auth: BearerAuth,
@@ -91,8 +95,16 @@ impl CartApi {
     }
 
     /// Remove a listing from the cart.
-    #[oai(path = "/items/:listing_id", method = "delete", operation_id = "delete_cart_item")]
-    async fn delete_item(&self, auth: BearerAuth, listing_id: Path<Uuid>) -> Result<NoContent, ApiError> {
+    #[oai(
+        path = "/items/:listing_id",
+        method = "delete",
+        operation_id = "delete_cart_item"
+    )]
+    async fn delete_item(
+        &self,
+        auth: BearerAuth,
+        listing_id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
         let user = self.state.user(auth.token()).await?;
         let mut conn = self.state.pool.acquire().await?;
         db::cart::delete_line(&mut conn, user.id, listing_id.0).await?;

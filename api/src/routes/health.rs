@@ -24,7 +24,9 @@ enum HealthResponse {
 }
 
 fn ok() -> HealthResponse {
-    HealthResponse::Ok(Json(HealthStatus { status: "ok".into() }))
+    HealthResponse::Ok(Json(HealthStatus {
+        status: "ok".into(),
+    }))
 }
 
 #[OpenApi(tag = "Tag::Health")]

@@ -61,7 +61,10 @@ impl From<ListingRow> for Listing {
             price_cents: l.price_cents,
             currency: l.currency,
             quantity: l.quantity,
-            seller: Seller { id: l.seller_id, username: l.seller_username },
+            seller: Seller {
+                id: l.seller_id,
+                username: l.seller_username,
+            },
             is_active: l.is_active,
             created_at: l.created_at,
             updated_at: l.updated_at,
@@ -133,7 +136,10 @@ impl ListingsApi {
     async fn owned(&self, id: Uuid, user: &UserRow) -> Result<ListingRow, ApiError> {
         let listing = self.visible(id, Some(user)).await?;
         if listing.seller_id != user.id {
-            return Err(ApiError::forbidden("not_owner", "only the seller can change this listing"));
+            return Err(ApiError::forbidden(
+                "not_owner",
+                "only the seller can change this listing",
+            ));
         }
         Ok(listing)
     }
@@ -143,10 +149,20 @@ impl ListingsApi {
 impl ListingsApi {
     /// Put goods up for sale.
     #[oai(path = "/", method = "post", operation_id = "create_listing")]
-    async fn create(&self, auth: BearerAuth, body: Json<CreateListing>) -> Result<Created, ApiError> {
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        body: Json<CreateListing>,
+    ) -> Result<Created, ApiError> {
         let user = self.state.user(auth.token()).await?;
         let b = body.0;
-        let listing = NewListing::parse(&b.title, b.description.as_deref(), b.price_cents, b.currency.as_deref(), b.quantity)?;
+        let listing = NewListing::parse(
+            &b.title,
+            b.description.as_deref(),
+            b.price_cents,
+            b.currency.as_deref(),
+            b.quantity,
+        )?;
         let mut conn = self.state.pool.acquire().await?;
         let row = db::listings::insert(&mut conn, user.id, &listing).await?;
         Ok(Created::Listing(Json(row.into())))
@@ -156,7 +172,6 @@ impl ListingsApi {
     ///
     /// `q` terms must all appear in the title, description or seller username.
     #[oai(path = "/", method = "get", operation_id = "list_listings")]
-    #[expect(clippy::too_many_arguments, reason = "one argument per documented query parameter")]
     async fn list(
         &self,
         req: &Request,
@@ -173,16 +188,30 @@ impl ListingsApi {
     ) -> Result<Json<ListingPage>, ApiError> {
         let viewer = self.state.optional_user(req).await?;
         let mut errors = ValidationErrors::default();
-        let sort: ListingSort = sort.0.as_deref().map_or(Ok(ListingSort::default()), str::parse).unwrap_or_else(|e| {
-            errors.0.extend(e.0);
-            ListingSort::default()
-        });
+        let sort: ListingSort = sort
+            .0
+            .as_deref()
+            .map_or(Ok(ListingSort::default()), str::parse)
+            .unwrap_or_else(|e| {
+                errors.0.extend(e.0);
+                ListingSort::default()
+            });
         let limit = limit.0.unwrap_or(20);
         if !(1..=100).contains(&limit) {
-            errors.0.extend(ValidationErrors::single("limit", "must be between 1 and 100").0);
+            errors
+                .0
+                .extend(ValidationErrors::single("limit", "must be between 1 and 100").0);
         }
-        let cursor = cursor.0.as_deref().and_then(|c| errors.check(ListingCursor::decode(c, sort)));
-        let terms = q.0.unwrap_or_default().split_whitespace().take(10).map(str::to_owned).collect();
+        let cursor = cursor
+            .0
+            .as_deref()
+            .and_then(|c| errors.check(ListingCursor::decode(c, sort)));
+        let terms =
+            q.0.unwrap_or_default()
+                .split_whitespace()
+                .take(10)
+                .map(str::to_owned)
+                .collect();
         let query = errors.finish(|| ListingQuery {
             terms,
             seller: seller.0,
@@ -196,7 +225,10 @@ impl ListingsApi {
         let next_cursor = has_more
             .then(|| rows.last().map(|r| ListingCursor::after(r, sort).encode()))
             .flatten();
-        Ok(Json(ListingPage { items: rows.into_iter().map(Into::into).collect(), next_cursor }))
+        Ok(Json(ListingPage {
+            items: rows.into_iter().map(Into::into).collect(),
+            next_cursor,
+        }))
     }
 
     /// One listing (inactive ones only for their seller).
@@ -228,11 +260,13 @@ impl ListingsApi {
         let mut conn = self.state.pool.acquire().await?;
         match db::listings::update(&mut conn, id.0, &patch).await {
             Ok(row) => Ok(Json(row.into())),
-            Err(e) if e.constraint() == Some("listings_reserved_within_quantity") => Err(ApiError::conflict(
-                "quantity_below_reserved",
-                "quantity cannot be lower than the units reserved by pending orders",
-                serde_json::json!({ "field": "quantity" }),
-            )),
+            Err(e) if e.constraint() == Some("listings_reserved_within_quantity") => {
+                Err(ApiError::conflict(
+                    "quantity_below_reserved",
+                    "quantity cannot be lower than the units reserved by pending orders",
+                    serde_json::json!({ "field": "quantity" }),
+                ))
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -2,8 +2,11 @@
 
 mod auth;
 mod cart;
+mod checkout;
 mod health;
+mod jobs;
 mod listings;
+mod orders;
 mod users;
 
 use poem_openapi::Tags;
@@ -21,6 +24,12 @@ pub enum Tag {
     Listings,
     /// The buyer's cart.
     Cart,
+    /// Checking out the cart.
+    Checkout,
+    /// Background job status.
+    Jobs,
+    /// Orders for buyers and sellers.
+    Orders,
     /// Liveness and readiness.
     Health,
 }
@@ -31,16 +40,38 @@ pub type Apis = (
     users::UsersApi,
     listings::ListingsApi,
     cart::CartApi,
+    checkout::CheckoutApi,
+    jobs::JobsApi,
+    orders::OrdersApi,
     health::HealthApi,
 );
 
 /// Builds every API group over the same state.
 pub fn apis(state: &AppState) -> Apis {
     (
-        auth::AuthApi { state: state.clone() },
-        users::UsersApi { state: state.clone() },
-        listings::ListingsApi { state: state.clone() },
-        cart::CartApi { state: state.clone() },
-        health::HealthApi { state: state.clone() },
+        auth::AuthApi {
+            state: state.clone(),
+        },
+        users::UsersApi {
+            state: state.clone(),
+        },
+        listings::ListingsApi {
+            state: state.clone(),
+        },
+        cart::CartApi {
+            state: state.clone(),
+        },
+        checkout::CheckoutApi {
+            state: state.clone(),
+        },
+        jobs::JobsApi {
+            state: state.clone(),
+        },
+        orders::OrdersApi {
+            state: state.clone(),
+        },
+        health::HealthApi {
+            state: state.clone(),
+        },
     )
 }

@@ -92,7 +92,11 @@ impl UsersApi {
         body: Json<UpdateProfile>,
     ) -> Result<Json<PrivateUser>, ApiError> {
         let user = self.state.user(auth.token()).await?;
-        let patch = ProfilePatch::parse(body.email.as_deref(), body.display_name.as_deref(), body.bio.as_deref())?;
+        let patch = ProfilePatch::parse(
+            body.email.as_deref(),
+            body.display_name.as_deref(),
+            body.bio.as_deref(),
+        )?;
         let mut conn = self.state.pool.acquire().await?;
         match db::users::update_profile(&mut conn, user.id, &patch).await {
             Ok(row) => Ok(Json(row.into())),
@@ -114,14 +118,21 @@ impl UsersApi {
     }
 
     /// Change the password; every session (refresh-token family and access token) is revoked.
-    #[oai(path = "/me/password", method = "post", operation_id = "change_password")]
+    #[oai(
+        path = "/me/password",
+        method = "post",
+        operation_id = "change_password"
+    )]
     async fn change_password(
         &self,
         auth: BearerAuth,
         body: Json<ChangePassword>,
     ) -> Result<NoContent, ApiError> {
         let user = self.state.user(auth.token()).await?;
-        self.state.auth.change_password(&user, &body.current_password, &body.new_password).await?;
+        self.state
+            .auth
+            .change_password(&user, &body.current_password, &body.new_password)
+            .await?;
         Ok(NoContent::Done)
     }
 

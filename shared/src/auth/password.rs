@@ -18,7 +18,9 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
 /// Checks a password against a PHC string. A malformed stored hash counts as a mismatch.
 pub async fn verify_password(password: String, phc: String) -> anyhow::Result<bool> {
     spawn_blocking_with_tracing(move || {
-        Argon2::default().verify_password(password.as_bytes(), phc.as_str()).is_ok()
+        Argon2::default()
+            .verify_password(password.as_bytes(), phc.as_str())
+            .is_ok()
     })
     .await
     .map_err(Into::into)

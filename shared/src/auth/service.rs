@@ -96,7 +96,12 @@ impl Authenticator {
     /// Builds the authenticator.
     pub fn new(pool: PgPool, settings: AuthSettings, throttle: LoginThrottle) -> Self {
         let keys = JwtKeys::new(&settings.jwt_secret);
-        Self { pool, keys, settings, throttle }
+        Self {
+            pool,
+            keys,
+            settings,
+            throttle,
+        }
     }
 
     /// The JWT keys (for tests that craft tokens).
@@ -109,27 +114,43 @@ impl Authenticator {
     pub async fn register(&self, user: NewUser) -> Result<UserRow, AuthError> {
         let hash = hash_password(user.password.expose().to_owned()).await?;
         let mut conn = self.pool.acquire().await?;
-        db::users::insert(&mut conn, &user, &hash).await.map_err(taken)
+        db::users::insert(&mut conn, &user, &hash)
+            .await
+            .map_err(taken)
     }
 
     /// Exchanges credentials for a new token family. `ip` feeds the per-IP throttle.
     #[tracing::instrument(skip_all)]
-    pub async fn login(&self, login: &str, password: &str, ip: Option<&str>) -> Result<TokenPair, AuthError> {
-        if let Some(retry_after_secs) = self.throttle.retry_after(login, ip).await? {
-            return Err(AuthError::Throttled { retry_after_secs });
-        }
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        ip: Option<&str>,
+    ) -> Result<TokenPair, AuthError> {
         let mut conn = self.pool.acquire().await?;
         let user = db::users::find_active_by_login(&mut conn, login).await?;
-        let phc = user.as_ref().map_or(DUMMY_HASH, |u| u.password_hash.as_str()).to_owned();
+        // Failures count against the account however it was named (username or email, any case),
+        // so naming it differently does not buy more guesses. Unknown names count under the name.
+        let account = user.as_ref().map_or_else(
+            || format!("name:{}", login.to_lowercase()),
+            |u| format!("id:{}", u.id),
+        );
+        if let Some(retry_after_secs) = self.throttle.retry_after(&account, ip).await? {
+            return Err(AuthError::Throttled { retry_after_secs });
+        }
+        let phc = user
+            .as_ref()
+            .map_or(DUMMY_HASH, |u| u.password_hash.as_str())
+            .to_owned();
         let matches = verify_password(password.to_owned(), phc).await?;
         let user = match user {
             Some(user) if matches => user,
             _ => {
-                self.throttle.record_failure(login, ip).await?;
+                self.throttle.record_failure(&account, ip).await?;
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        self.throttle.record_success(login).await?;
+        self.throttle.record_success(&account).await?;
         let mut tx = self.pool.begin().await?;
         let family = db::tokens::create_family(&mut tx, user.id).await?;
         let pair = self.issue(&mut tx, &user, family).await?;
@@ -142,7 +163,9 @@ impl Authenticator {
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
         let mut tx = self.pool.begin().await?;
-        let Some(stored) = db::tokens::find_for_update(&mut tx, &hash_refresh_token(refresh_token)).await? else {
+        let Some(stored) =
+            db::tokens::find_for_update(&mut tx, &hash_refresh_token(refresh_token)).await?
+        else {
             return Err(AuthError::InvalidToken);
         };
         if stored.family_revoked_at.is_some() || stored.expires_at <= Utc::now() {
@@ -154,7 +177,9 @@ impl Authenticator {
             tx.commit().await?;
             return Err(AuthError::InvalidToken);
         }
-        let user = db::users::find_active(&mut tx, stored.user_id).await?.ok_or(AuthError::InvalidToken)?;
+        let user = db::users::find_active(&mut tx, stored.user_id)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
         db::tokens::mark_used(&mut tx, stored.id).await?;
         let pair = self.issue(&mut tx, &user, stored.family_id).await?;
         tx.commit().await?;
@@ -165,7 +190,9 @@ impl Authenticator {
     #[tracing::instrument(skip_all)]
     pub async fn logout(&self, refresh_token: &str) -> Result<(), AuthError> {
         let mut tx = self.pool.begin().await?;
-        if let Some(stored) = db::tokens::find_for_update(&mut tx, &hash_refresh_token(refresh_token)).await? {
+        if let Some(stored) =
+            db::tokens::find_for_update(&mut tx, &hash_refresh_token(refresh_token)).await?
+        {
             db::tokens::revoke_family(&mut tx, stored.family_id, "logout").await?;
         }
         tx.commit().await?;
@@ -175,7 +202,10 @@ impl Authenticator {
     /// Resolves an access token to its active user.
     #[tracing::instrument(skip_all)]
     pub async fn authenticate(&self, access_token: &str) -> Result<UserRow, AuthError> {
-        let claims = self.keys.verify_access(access_token).ok_or(AuthError::InvalidToken)?;
+        let claims = self
+            .keys
+            .verify_access(access_token)
+            .ok_or(AuthError::InvalidToken)?;
         let mut conn = self.pool.acquire().await?;
         match db::users::find_active(&mut conn, claims.sub).await? {
             Some(user) if user.token_version == claims.ver => Ok(user),
@@ -220,10 +250,15 @@ impl Authenticator {
         family: Uuid,
     ) -> Result<TokenPair, AuthError> {
         let access_token =
-            self.keys.issue_access(user.id, user.token_version, self.settings.access_token_ttl)?;
+            self.keys
+                .issue_access(user.id, user.token_version, self.settings.access_token_ttl)?;
         let (refresh_token, hash) = new_refresh_token();
         let expires_at = Utc::now() + self.settings.refresh_token_ttl;
         db::tokens::insert_token(conn, family, &hash, expires_at).await?;
-        Ok(TokenPair { access_token, refresh_token, expires_in: self.settings.access_token_ttl.as_secs() })
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            expires_in: self.settings.access_token_ttl.as_secs(),
+        })
     }
 }

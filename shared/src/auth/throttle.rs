@@ -1,6 +1,6 @@
 //! Login throttling kept in Redis, so every api replica sees the same counts.
 //!
-//! Failures are counted per login name and per client IP in a fixed window. Once a counter
+//! Failures are counted per account and per client IP in a fixed window. Once a counter
 //! reaches its limit, further attempts are refused (429 with `Retry-After`) until the window
 //! ends — before the password is even checked, so a locked account cannot be probed.
 
@@ -30,26 +30,39 @@ impl LoginThrottle {
         }
     }
 
-    fn keys(&self, login: &str, ip: Option<&str>) -> Vec<(String, u32)> {
-        let mut keys = vec![(
-            format!("{}:login:account:{}", self.prefix, login.to_lowercase()),
-            self.max_per_account,
-        )];
+    fn keys(&self, account: &str, ip: Option<&str>) -> Vec<(String, u32)> {
+        let mut keys = vec![(self.account_key(account), self.max_per_account)];
         if let Some(ip) = ip {
             keys.push((format!("{}:login:ip:{ip}", self.prefix), self.max_per_ip));
         }
         keys
     }
 
-    /// `Some(seconds)` to wait when the account or IP is over its limit.
-    pub async fn retry_after(&self, login: &str, ip: Option<&str>) -> redis::RedisResult<Option<u64>> {
+    fn account_key(&self, account: &str) -> String {
+        format!("{}:login:account:{account}", self.prefix)
+    }
+
+    /// `Some(seconds)` to wait when the account or IP is over its limit. `account` is a stable key
+    /// for the account (the caller resolves usernames and emails to it), not the name as typed.
+    pub async fn retry_after(
+        &self,
+        account: &str,
+        ip: Option<&str>,
+    ) -> redis::RedisResult<Option<u64>> {
         let mut conn = self.redis.clone();
         let mut wait = None;
-        for (key, max) in self.keys(login, ip) {
-            let (count, ttl): (Option<u32>, i64) =
-                redis::pipe().get(&key).ttl(&key).query_async(&mut conn).await?;
+        for (key, max) in self.keys(account, ip) {
+            let (count, ttl): (Option<u32>, i64) = redis::pipe()
+                .get(&key)
+                .ttl(&key)
+                .query_async(&mut conn)
+                .await?;
             if count.unwrap_or(0) >= max {
-                let secs = if ttl > 0 { ttl as u64 } else { self.window_secs };
+                let secs = if ttl > 0 {
+                    ttl as u64
+                } else {
+                    self.window_secs
+                };
                 wait = Some(wait.map_or(secs, |w: u64| w.max(secs)));
             }
         }
@@ -57,21 +70,27 @@ impl LoginThrottle {
     }
 
     /// Counts a failed attempt. The window starts at the first failure.
-    pub async fn record_failure(&self, login: &str, ip: Option<&str>) -> redis::RedisResult<()> {
+    pub async fn record_failure(&self, account: &str, ip: Option<&str>) -> redis::RedisResult<()> {
         let mut conn = self.redis.clone();
         let mut pipe = redis::pipe();
-        for (key, _) in self.keys(login, ip) {
+        for (key, _) in self.keys(account, ip) {
             pipe.incr(&key, 1).ignore();
-            pipe.cmd("EXPIRE").arg(&key).arg(self.window_secs).arg("NX").ignore();
+            pipe.cmd("EXPIRE")
+                .arg(&key)
+                .arg(self.window_secs)
+                .arg("NX")
+                .ignore();
         }
         pipe.query_async::<()>(&mut conn).await
     }
 
     /// Clears the account counter after a successful login (the IP counter keeps counting, so one
     /// valid account cannot be used to reset an IP that is guessing others).
-    pub async fn record_success(&self, login: &str) -> redis::RedisResult<()> {
+    pub async fn record_success(&self, account: &str) -> redis::RedisResult<()> {
         let mut conn = self.redis.clone();
-        let key = format!("{}:login:account:{}", self.prefix, login.to_lowercase());
-        redis::cmd("DEL").arg(key).query_async::<()>(&mut conn).await
+        redis::cmd("DEL")
+            .arg(self.account_key(account))
+            .query_async::<()>(&mut conn)
+            .await
     }
 }

@@ -59,7 +59,12 @@ impl JwtKeys {
     }
 
     /// Issues an access token for `user_id` valid for `ttl`.
-    pub fn issue_access(&self, user_id: Uuid, version: i32, ttl: Duration) -> anyhow::Result<String> {
+    pub fn issue_access(
+        &self,
+        user_id: Uuid,
+        version: i32,
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
             sub: user_id,
@@ -69,18 +74,27 @@ impl JwtKeys {
             ver: version,
             typ: ACCESS.to_owned(),
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// Verifies signature, algorithm, expiry and type; returns the claims.
     pub fn verify_access(&self, token: &str) -> Option<AccessClaims> {
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
         (data.claims.typ == ACCESS).then_some(data.claims)
     }
 
     /// Signs arbitrary claims with the same key (tests build expired or mistyped tokens with it).
     pub fn sign<T: Serialize>(&self, claims: &T) -> anyhow::Result<String> {
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &self.encoding,
+        )?)
     }
 }
 
@@ -113,7 +127,11 @@ mod tests {
         let token = k.issue_access(id, 3, Duration::from_secs(60)).unwrap();
         let claims = k.verify_access(&token).unwrap();
         assert_eq!((claims.sub, claims.ver), (id, 3));
-        assert!(keys("another-secret-that-is-long-enough!!").verify_access(&token).is_none());
+        assert!(
+            keys("another-secret-that-is-long-enough!!")
+                .verify_access(&token)
+                .is_none()
+        );
     }
 
     #[test]

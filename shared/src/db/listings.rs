@@ -44,7 +44,8 @@ impl ListingRow {
     }
 }
 
-const SELECT: &str = "SELECT l.id, l.seller_id, u.username AS seller_username, l.title, l.description,
+const SELECT: &str =
+    "SELECT l.id, l.seller_id, u.username AS seller_username, l.title, l.description,
         l.price_cents, l.currency, l.quantity, l.reserved, l.is_active, l.created_at, l.updated_at
      FROM listings l JOIN users u ON u.id = l.seller_id";
 
@@ -75,10 +76,12 @@ pub async fn insert(
 /// A listing by id regardless of visibility (callers apply the visibility rule).
 #[tracing::instrument(skip_all, fields(listing.id = %id))]
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<ListingRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE l.id = $1")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE l.id = $1")))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// A position in a sorted listing search: the last row's sort key and id.
@@ -94,7 +97,9 @@ impl ListingCursor {
     /// The cursor pointing just past `row` in `sort` order.
     pub fn after(row: &ListingRow, sort: ListingSort) -> Self {
         match sort {
-            ListingSort::CreatedAt | ListingSort::CreatedAtDesc => Self::CreatedAt(row.created_at, row.id),
+            ListingSort::CreatedAt | ListingSort::CreatedAtDesc => {
+                Self::CreatedAt(row.created_at, row.id)
+            }
             ListingSort::Price | ListingSort::PriceDesc => Self::Price(row.price_cents, row.id),
         }
     }
@@ -112,7 +117,8 @@ impl ListingCursor {
 
     /// Parses a token from [`encode`](Self::encode); it must belong to `sort`.
     pub fn decode(token: &str, sort: ListingSort) -> Result<Self, ValidationErrors> {
-        let invalid = || ValidationErrors::single("cursor", "is invalid or belongs to another sort order");
+        let invalid =
+            || ValidationErrors::single("cursor", "is invalid or belongs to another sort order");
         let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
         let raw = String::from_utf8(raw).map_err(|_| invalid())?;
         let mut parts = raw.splitn(3, ':');
@@ -149,7 +155,10 @@ pub struct ListingQuery {
 
 /// Escapes LIKE wildcards so user input matches literally.
 fn like_pattern(term: &str) -> String {
-    let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = term
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
@@ -161,10 +170,22 @@ pub async fn search(
 ) -> Result<(Vec<ListingRow>, bool), StoreError> {
     // The ORDER BY and keyset comparison come from a closed enum, never from input.
     let (order, keyset) = match query.sort {
-        ListingSort::CreatedAt => ("l.created_at ASC, l.id ASC", "(l.created_at, l.id) > ($5, $7)"),
-        ListingSort::CreatedAtDesc => ("l.created_at DESC, l.id DESC", "(l.created_at, l.id) < ($5, $7)"),
-        ListingSort::Price => ("l.price_cents ASC, l.id ASC", "(l.price_cents, l.id) > ($6, $7)"),
-        ListingSort::PriceDesc => ("l.price_cents DESC, l.id DESC", "(l.price_cents, l.id) < ($6, $7)"),
+        ListingSort::CreatedAt => (
+            "l.created_at ASC, l.id ASC",
+            "(l.created_at, l.id) > ($5, $7)",
+        ),
+        ListingSort::CreatedAtDesc => (
+            "l.created_at DESC, l.id DESC",
+            "(l.created_at, l.id) < ($5, $7)",
+        ),
+        ListingSort::Price => (
+            "l.price_cents ASC, l.id ASC",
+            "(l.price_cents, l.id) > ($6, $7)",
+        ),
+        ListingSort::PriceDesc => (
+            "l.price_cents DESC, l.id DESC",
+            "(l.price_cents, l.id) < ($6, $7)",
+        ),
     };
     let sql = format!(
         "{SELECT}
@@ -256,10 +277,16 @@ mod tests {
         let id = Uuid::now_v7();
         let ts = DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap();
         let c = ListingCursor::CreatedAt(ts, id);
-        assert_eq!(ListingCursor::decode(&c.encode(), ListingSort::CreatedAtDesc).unwrap(), c);
+        assert_eq!(
+            ListingCursor::decode(&c.encode(), ListingSort::CreatedAtDesc).unwrap(),
+            c
+        );
         assert!(ListingCursor::decode(&c.encode(), ListingSort::Price).is_err());
         let p = ListingCursor::Price(1999, id);
-        assert_eq!(ListingCursor::decode(&p.encode(), ListingSort::PriceDesc).unwrap(), p);
+        assert_eq!(
+            ListingCursor::decode(&p.encode(), ListingSort::PriceDesc).unwrap(),
+            p
+        );
         assert!(ListingCursor::decode("not base64!", ListingSort::Price).is_err());
     }
 

@@ -1,8 +1,11 @@
 //! SQL, as small named functions over a connection or transaction. No business decisions here
 //! beyond what the database enforces.
 
+pub mod addresses;
 pub mod cart;
+pub mod jobs;
 pub mod listings;
+pub mod orders;
 pub mod tokens;
 pub mod users;
 
@@ -29,7 +32,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(db) if db.is_unique_violation() || db.is_check_violation() => {
                 match db.constraint() {
-                    Some(c) => StoreError::Conflict { constraint: c.to_owned() },
+                    Some(c) => StoreError::Conflict {
+                        constraint: c.to_owned(),
+                    },
                     None => StoreError::Unexpected(e),
                 }
             }

@@ -65,6 +65,10 @@ pub async fn find_active(conn: &mut PgConnection, id: Uuid) -> Result<Option<Use
 }
 
 /// An active user by username or email, case-insensitively (login accepts either).
+///
+/// Usernames may contain `@`, so one account's username can equal another's email. The email
+/// match wins: otherwise anyone could lock a user out of email login by registering their
+/// address as a username.
 #[tracing::instrument(skip_all)]
 pub async fn find_active_by_login(
     conn: &mut PgConnection,
@@ -72,7 +76,9 @@ pub async fn find_active_by_login(
 ) -> Result<Option<UserRow>, StoreError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users
-         WHERE (lower(username) = lower($1) OR lower(email) = lower($1)) AND deleted_at IS NULL"
+         WHERE (lower(username) = lower($1) OR lower(email) = lower($1)) AND deleted_at IS NULL
+         ORDER BY lower(email) = lower($1) DESC
+         LIMIT 1"
     )))
     .bind(login)
     .fetch_optional(conn)

@@ -13,7 +13,10 @@ impl Currency {
     pub fn parse(value: &str) -> Result<Self, ValidationErrors> {
         let lower = value.trim().to_ascii_lowercase();
         if lower.len() != 3 || !lower.chars().all(|c| c.is_ascii_lowercase()) {
-            return Err(ValidationErrors::single("currency", "must be a three-letter ISO 4217 code"));
+            return Err(ValidationErrors::single(
+                "currency",
+                "must be a three-letter ISO 4217 code",
+            ));
         }
         Ok(Self(lower))
     }
@@ -30,7 +33,8 @@ impl Default for Currency {
     }
 }
 
-const MAX_PRICE_CENTS: i64 = 99_999_999_99;
+/// 99,999,999.99 in major units.
+const MAX_PRICE_CENTS: i64 = 9_999_999_999;
 const MAX_QUANTITY: i64 = 1_000_000;
 
 fn price(value: i64) -> Result<i64, ValidationErrors> {
@@ -80,7 +84,12 @@ impl NewListing {
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let title = errors.check(text_len("title", title, 3, 255));
-        let description = errors.check(text_len("description", description.unwrap_or(""), 0, 10_000));
+        let description = errors.check(text_len(
+            "description",
+            description.unwrap_or(""),
+            0,
+            10_000,
+        ));
         let price_cents = errors.check(price(price_cents));
         let currency = match currency {
             Some(c) => errors.check(Currency::parse(c)),
@@ -89,7 +98,13 @@ impl NewListing {
         let quantity = errors.check(quantity(quantity_value, 1));
         match (title, description, price_cents, currency, quantity) {
             (Some(title), Some(description), Some(price_cents), Some(currency), Some(quantity)) => {
-                Ok(Self { title, description, price_cents, currency, quantity })
+                Ok(Self {
+                    title,
+                    description,
+                    price_cents,
+                    currency,
+                    quantity,
+                })
             }
             _ => Err(errors),
         }
@@ -125,11 +140,19 @@ impl ListingPatch {
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let title = title.and_then(|t| errors.check(text_len("title", t, 3, 255)));
-        let description = description.and_then(|d| errors.check(text_len("description", d, 0, 10_000)));
+        let description =
+            description.and_then(|d| errors.check(text_len("description", d, 0, 10_000)));
         let price_cents = price_cents.and_then(|p| errors.check(price(p)));
         let currency = currency.and_then(|c| errors.check(Currency::parse(c)));
         let quantity = quantity_value.and_then(|q| errors.check(quantity(q, 0)));
-        errors.finish(|| Self { title, description, price_cents, currency, quantity, is_active })
+        errors.finish(|| Self {
+            title,
+            description,
+            price_cents,
+            currency,
+            quantity,
+            is_active,
+        })
     }
 }
 
@@ -181,18 +204,32 @@ mod tests {
     fn currency_is_lowercased_and_defaults_to_usd() {
         let l = NewListing::parse("a lamp", None, 100, Some("EUR"), 2).unwrap();
         assert_eq!(l.currency.as_str(), "eur");
-        assert_eq!(NewListing::parse("a lamp", None, 1, None, 1).unwrap().currency.as_str(), "usd");
+        assert_eq!(
+            NewListing::parse("a lamp", None, 1, None, 1)
+                .unwrap()
+                .currency
+                .as_str(),
+            "usd"
+        );
     }
 
     #[test]
     fn patch_allows_zero_quantity_but_not_negative() {
-        assert_eq!(ListingPatch::parse(None, None, None, None, Some(0), None).unwrap().quantity, Some(0));
+        assert_eq!(
+            ListingPatch::parse(None, None, None, None, Some(0), None)
+                .unwrap()
+                .quantity,
+            Some(0)
+        );
         assert!(ListingPatch::parse(None, None, None, None, Some(-1), None).is_err());
     }
 
     #[test]
     fn sort_parses_the_documented_values_only() {
-        assert_eq!("-price".parse::<ListingSort>().unwrap(), ListingSort::PriceDesc);
+        assert_eq!(
+            "-price".parse::<ListingSort>().unwrap(),
+            ListingSort::PriceDesc
+        );
         assert!("title".parse::<ListingSort>().is_err());
     }
 }

@@ -11,9 +11,15 @@ impl Username {
     pub fn parse(value: &str) -> Result<Self, ValidationErrors> {
         let len = value.chars().count();
         if !(3..=150).contains(&len) {
-            return Err(ValidationErrors::single("username", "must be between 3 and 150 characters"));
+            return Err(ValidationErrors::single(
+                "username",
+                "must be between 3 and 150 characters",
+            ));
         }
-        if !value.chars().all(|c| c.is_alphanumeric() || "_.@+-".contains(c)) {
+        if !value
+            .chars()
+            .all(|c| c.is_alphanumeric() || "_.@+-".contains(c))
+        {
             return Err(ValidationErrors::single(
                 "username",
                 "may contain only letters, digits and _ . @ + -",
@@ -66,7 +72,10 @@ impl Password {
     pub fn parse(field: &'static str, value: &str) -> Result<Self, ValidationErrors> {
         let len = value.chars().count();
         if !(8..=128).contains(&len) {
-            return Err(ValidationErrors::single(field, "must be between 8 and 128 characters"));
+            return Err(ValidationErrors::single(
+                field,
+                "must be between 8 and 128 characters",
+            ));
         }
         Ok(Self(value.to_owned()))
     }
@@ -102,9 +111,11 @@ impl NewUser {
         let email = errors.check(Email::parse(email));
         let password = errors.check(Password::parse("password", password));
         match (username, email, password) {
-            (Some(username), Some(email), Some(password)) if errors.0.is_empty() => {
-                Ok(Self { username, email, password })
-            }
+            (Some(username), Some(email), Some(password)) if errors.0.is_empty() => Ok(Self {
+                username,
+                email,
+                password,
+            }),
             _ => Err(errors),
         }
     }
@@ -130,9 +141,14 @@ impl ProfilePatch {
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let email = email.and_then(|e| errors.check(Email::parse(e)));
-        let display_name = display_name.and_then(|d| errors.check(text_len("display_name", d, 0, 150)));
+        let display_name =
+            display_name.and_then(|d| errors.check(text_len("display_name", d, 0, 150)));
         let bio = bio.and_then(|b| errors.check(text_len("bio", b, 0, 2000)));
-        errors.finish(|| Self { email, display_name, bio })
+        errors.finish(|| Self {
+            email,
+            display_name,
+            bio,
+        })
     }
 }
 
@@ -152,8 +168,19 @@ mod tests {
 
     #[test]
     fn emails_are_checked_and_lowercased() {
-        assert_eq!(Email::parse("Alice@Example.COM").unwrap().as_str(), "alice@example.com");
-        for bad in ["", "no-at", "a@b", "a@@b.com", "@b.com", "a b@c.com", "a@b..com"] {
+        assert_eq!(
+            Email::parse("Alice@Example.COM").unwrap().as_str(),
+            "alice@example.com"
+        );
+        for bad in [
+            "",
+            "no-at",
+            "a@b",
+            "a@@b.com",
+            "@b.com",
+            "a b@c.com",
+            "a@b..com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -18,7 +18,10 @@ pub struct ValidationErrors(pub Vec<FieldError>);
 impl ValidationErrors {
     /// A single-field error.
     pub fn single(field: &'static str, message: impl Into<String>) -> Self {
-        Self(vec![FieldError { field, message: message.into() }])
+        Self(vec![FieldError {
+            field,
+            message: message.into(),
+        }])
     }
 
     /// Records the error of `result` (if any) and returns its value.
@@ -34,13 +37,21 @@ impl ValidationErrors {
 
     /// `Ok(value)` when nothing was recorded.
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ValidationErrors> {
-        if self.0.is_empty() { Ok(value()) } else { Err(self) }
+        if self.0.is_empty() {
+            Ok(value())
+        } else {
+            Err(self)
+        }
     }
 }
 
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
         write!(f, "{}", parts.join("; "))
     }
 }

@@ -4,7 +4,10 @@ use api::AppState;
 use poem::{endpoint::BoxEndpoint, http::StatusCode, test::TestClient};
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
-use shared::config::Settings;
+use shared::{
+    checkout::{CheckoutDeps, ProcessOutcome},
+    config::Settings,
+};
 use sqlx::PgPool;
 
 use crate::{TestDb, redis_url};
@@ -23,7 +26,9 @@ pub struct TestResponse {
 impl TestResponse {
     /// The `error.code` of an error envelope.
     pub fn error_code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error code>")
     }
 }
 
@@ -56,10 +61,93 @@ impl TestApp {
         settings.redis_url = redis_url();
         settings.redis_prefix = prefix;
         adjust(&mut settings);
-        let redis = shared::kv::connect_redis(&settings.redis_url).await.expect("connect to Redis");
-        let state = AppState::new(db.pool.clone(), redis.clone(), settings.clone());
+        let redis = shared::kv::connect_redis(&settings.redis_url)
+            .await
+            .expect("connect to Redis");
+        let payments =
+            shared::payments::Payments::from_settings(&settings.stripe).expect("payment settings");
+        let state = AppState::new(db.pool.clone(), redis.clone(), settings.clone(), payments);
         let client = TestClient::new(api::app(state.clone()));
-        Self { client, settings, redis, state, db }
+        Self {
+            client,
+            settings,
+            redis,
+            state,
+            db,
+        }
+    }
+
+    /// What the checkout job handler needs, built from the app's own state.
+    pub fn checkout_deps(&self) -> CheckoutDeps {
+        CheckoutDeps {
+            pool: self.pool().clone(),
+            redis: self.redis.clone(),
+            prefix: self.settings.redis_prefix.clone(),
+            gate: self.state.gate.clone(),
+            payments: self.state.payments.clone(),
+            order_ttl: self.settings.order_ttl,
+        }
+    }
+
+    /// Runs every queued checkout job inline, as a worker would (tests never wait for one).
+    pub async fn run_checkout_jobs(&self) -> Vec<ProcessOutcome> {
+        let mut conn = self.pool().acquire().await.expect("connection");
+        let ids = shared::db::jobs::queued_ids(&mut conn, shared::checkout::JOB_KIND)
+            .await
+            .expect("queued jobs");
+        drop(conn);
+        let deps = self.checkout_deps();
+        let mut outcomes = Vec::new();
+        for id in ids {
+            outcomes.push(
+                shared::checkout::process(&deps, id)
+                    .await
+                    .expect("checkout job ran"),
+            );
+        }
+        outcomes
+    }
+
+    /// Inserts a verified address for `user_id` directly (as if geocoding had run).
+    pub async fn verified_address(&self, user_id: &str) -> String {
+        let id = uuid::Uuid::now_v7();
+        let user: uuid::Uuid = user_id.parse().expect("user id");
+        sqlx::query(
+            "INSERT INTO addresses (id, user_id, line1, city, postal_code, country, status,
+                                    formatted_address, latitude, longitude)
+             VALUES ($1, $2, '1 Main St', 'Springfield', '12345', 'US', 'verified',
+                     '1 Main St, Springfield 12345, USA', 39.78, -89.65)",
+        )
+        .bind(id)
+        .bind(user)
+        .execute(self.pool())
+        .await
+        .expect("insert address");
+        id.to_string()
+    }
+
+    /// Puts `quantity` of a listing in the cart of the holder of `token`.
+    pub async fn add_to_cart(&self, token: &str, listing_id: &str, quantity: i64) {
+        let resp = self
+            .request(
+                "PUT",
+                &format!("/api/v1/cart/items/{listing_id}"),
+                Some(token),
+                Some(json!({ "quantity": quantity })),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "add to cart: {:?}", resp.body);
+    }
+
+    /// `POST /checkout` with an idempotency key.
+    pub async fn checkout(&self, token: &str, address_id: &str, key: &str) -> TestResponse {
+        let req = self
+            .client
+            .post("/api/v1/checkout")
+            .header("authorization", format!("Bearer {token}"))
+            .header("idempotency-key", key)
+            .body_json(&json!({ "address_id": address_id }));
+        Self::collect(req.send().await).await
     }
 
     /// The test database's pool.
@@ -68,7 +156,13 @@ impl TestApp {
     }
 
     /// Sends a request with an optional JSON body and bearer token.
-    pub async fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> TestResponse {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
         let method: poem::http::Method = method.parse().expect("valid method");
         let mut req = self.client.request(method, path);
         if let Some(token) = token {
@@ -81,7 +175,13 @@ impl TestApp {
     }
 
     /// Sends a raw body with a chosen content type (for malformed-input tests).
-    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: &str) -> TestResponse {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> TestResponse {
         let method: poem::http::Method = method.parse().expect("valid method");
         let req = self
             .client
@@ -97,7 +197,11 @@ impl TestApp {
         let headers = resp.headers().clone();
         let bytes = resp.into_body().into_vec().await.expect("read body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        TestResponse { status, headers, body }
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// GET with an optional token.
@@ -122,21 +226,48 @@ impl TestApp {
 
     /// Logs in and returns the token response.
     pub async fn login(&self, username: &str, password: &str) -> TestResponse {
-        self.post("/api/v1/auth/token", None, json!({ "username": username, "password": password })).await
+        self.post(
+            "/api/v1/auth/token",
+            None,
+            json!({ "username": username, "password": password }),
+        )
+        .await
     }
 
     /// Registers and logs in `username`; returns `(user id, access token)`.
     pub async fn signed_up(&self, username: &str) -> (String, String) {
         let reg = self.register(username).await;
-        assert_eq!(reg.status, StatusCode::CREATED, "register {username}: {:?}", reg.body);
+        assert_eq!(
+            reg.status,
+            StatusCode::CREATED,
+            "register {username}: {:?}",
+            reg.body
+        );
         let tok = self.login(username, "correct horse").await;
-        assert_eq!(tok.status, StatusCode::OK, "login {username}: {:?}", tok.body);
+        assert_eq!(
+            tok.status,
+            StatusCode::OK,
+            "login {username}: {:?}",
+            tok.body
+        );
         let id = reg.body["id"].as_str().expect("user id").to_owned();
-        (id, tok.body["access_token"].as_str().expect("access token").to_owned())
+        (
+            id,
+            tok.body["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_owned(),
+        )
     }
 
     /// Creates a listing as the holder of `token`; returns its JSON.
-    pub async fn create_listing(&self, token: &str, title: &str, price_cents: i64, quantity: i64) -> Value {
+    pub async fn create_listing(
+        &self,
+        token: &str,
+        title: &str,
+        price_cents: i64,
+        quantity: i64,
+    ) -> Value {
         let resp = self
             .post(
                 "/api/v1/listings",
@@ -144,7 +275,12 @@ impl TestApp {
                 json!({ "title": title, "price_cents": price_cents, "quantity": quantity }),
             )
             .await;
-        assert_eq!(resp.status, StatusCode::CREATED, "create listing: {:?}", resp.body);
+        assert_eq!(
+            resp.status,
+            StatusCode::CREATED,
+            "create listing: {:?}",
+            resp.body
+        );
         resp.body
     }
 }
@@ -164,7 +300,10 @@ impl Drop for TestApp {
         })
         .join();
         if !matches!(cleaned, Ok(Ok(()))) {
-            eprintln!("warning: could not clean Redis keys of {}", self.settings.redis_prefix);
+            eprintln!(
+                "warning: could not clean Redis keys of {}",
+                self.settings.redis_prefix
+            );
         }
     }
 }

@@ -14,7 +14,9 @@ static TEMPLATE: OnceCell<String> = OnceCell::const_new();
 /// URL of `database` on the test server.
 fn url_for(database: &str) -> String {
     let admin = admin_database_url();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
     format!("{base}/{database}")
 }
 
@@ -32,16 +34,21 @@ fn template_name() -> String {
 
 async fn create_template() -> String {
     let name = template_name();
-    let mut admin = PgConnection::connect(&admin_database_url()).await.expect("connect to test Postgres");
+    let mut admin = PgConnection::connect(&admin_database_url())
+        .await
+        .expect("connect to test Postgres");
     admin
-        .execute(sqlx::AssertSqlSafe(format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})")))
+        .execute(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"
+        )))
         .await
         .expect("template lock");
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await
-        .expect("look up template");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await
+            .expect("look up template");
     if !exists {
         // Build under a temporary name and rename when complete, so an interrupted build never
         // leaves a half-migrated template behind.
@@ -50,18 +57,27 @@ async fn create_template() -> String {
             format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
             format!("CREATE DATABASE {building}"),
         ] {
-            admin.execute(sqlx::AssertSqlSafe(sql)).await.expect("create template");
+            admin
+                .execute(sqlx::AssertSqlSafe(sql))
+                .await
+                .expect("create template");
         }
-        let pool = PgPool::connect(&url_for(&building)).await.expect("connect to template");
+        let pool = PgPool::connect(&url_for(&building))
+            .await
+            .expect("connect to template");
         shared::MIGRATOR.run(&pool).await.expect("migrate template");
         pool.close().await;
         admin
-            .execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {building} RENAME TO {name}")))
+            .execute(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {building} RENAME TO {name}"
+            )))
             .await
             .expect("publish template");
     }
     admin
-        .execute(sqlx::AssertSqlSafe(format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})")))
+        .execute(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"
+        )))
         .await
         .expect("template unlock");
     name
@@ -82,9 +98,13 @@ impl TestDb {
     pub async fn new() -> Self {
         let template = TEMPLATE.get_or_init(create_template).await;
         let name = format!("mp_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_database_url()).await.expect("connect to test Postgres");
+        let mut admin = PgConnection::connect(&admin_database_url())
+            .await
+            .expect("connect to test Postgres");
         admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE {template}")))
+            .execute(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE {name} TEMPLATE {template}"
+            )))
             .await
             .expect("create test database");
         admin.close().await.ok();
@@ -103,11 +123,17 @@ impl Drop for TestDb {
         // Drop cannot await, and the test's runtime may be shutting down: use a private one.
         let name = self.name.clone();
         let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async {
-                let mut admin = PgConnection::connect(&admin_database_url()).await.map_err(std::io::Error::other)?;
+                let mut admin = PgConnection::connect(&admin_database_url())
+                    .await
+                    .map_err(std::io::Error::other)?;
                 admin
-                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
                     .await
                     .map_err(std::io::Error::other)?;
                 Ok::<_, std::io::Error>(())

@@ -1,0 +1,61 @@
+# syntax=docker/dockerfile:1
+#
+# One image, three binaries: `api` (default), `worker`, `scheduler`.
+#   docker build -t marketplace .
+#   docker run --rm marketplace api migrate      # create the database if missing, apply migrations, exit
+#   docker run --rm -p 8080:8080 marketplace      # serve HTTP on 0.0.0.0:8080
+#   docker run --rm marketplace worker            # or: scheduler
+# Configuration is environment only (see README / DESIGN.md "Configuration contract").
+# The image defaults to APP_ENV=production, which requires JWT_SECRET (>= 32 bytes).
+
+ARG RUST_VERSION=1.95
+ARG DEBIAN_RELEASE=bookworm
+
+# ---------------------------------------------------------------------------------------------------
+FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
+
+WORKDIR /src
+
+# SQLX_OFFLINE: never reach for a database at compile time (query metadata, if any, lives in .sqlx/).
+ENV SQLX_OFFLINE=true \
+    CARGO_TERM_COLOR=never \
+    CARGO_INCREMENTAL=0
+
+COPY . .
+
+# The crate registry, git checkouts and the target dir are BuildKit cache mounts, so a rebuild after a
+# source edit recompiles only the workspace crates. The target dir is not part of any layer, so the
+# binaries are copied out of it in the same RUN.
+RUN --mount=type=cache,id=marketplace-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=marketplace-cargo-git,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,id=marketplace-target,target=/src/target,sharing=locked \
+    cargo build --release --locked --bins \
+    && mkdir -p /out \
+    && cp target/release/api target/release/worker target/release/scheduler /out/
+
+# ---------------------------------------------------------------------------------------------------
+FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+
+# ca-certificates: TLS to Stripe, Google, Sentry (rustls with the system roots / webpki roots).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /nonexistent --no-create-home \
+       --shell /usr/sbin/nologin app
+
+COPY --from=builder /out/api /out/worker /out/scheduler /usr/local/bin/
+
+ENV APP_ENV=production \
+    API_ADDR=0.0.0.0:8080 \
+    LOG_FORMAT=json \
+    RUST_LOG=info
+
+USER 10001:10001
+EXPOSE 8080
+
+# Each binary handles SIGTERM itself (drains, exits 0), so it runs as PID 1 without an init.
+STOPSIGNAL SIGTERM
+CMD ["api"]

@@ -1,0 +1,226 @@
+//! Orders: the buyer's and the seller's views, and cancellation.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+use serde_json::{Value, json};
+use shared::{
+    db::{
+        self,
+        orders::{OrderLineRow, OrderRole, OrderRow},
+    },
+    domain::ValidationErrors,
+    orders::CancelError,
+};
+use uuid::Uuid;
+
+use super::Tag;
+use crate::{AppState, error::ApiError, security::BearerAuth};
+
+pub struct OrdersApi {
+    pub state: AppState,
+}
+
+/// A line, as bought (a snapshot: later listing edits do not change it).
+#[derive(Object)]
+struct OrderLine {
+    id: Uuid,
+    listing_id: Option<Uuid>,
+    title: String,
+    unit_price_cents: i64,
+    currency: String,
+    quantity: i32,
+    seller_id: Option<Uuid>,
+    seller_username: String,
+    /// `awaiting_payment`, `awaiting_shipment`, `shipped`, `cancelled`, `refunded`.
+    status: String,
+    tracking_code: Option<String>,
+}
+
+impl From<OrderLineRow> for OrderLine {
+    fn from(l: OrderLineRow) -> Self {
+        Self {
+            id: l.id,
+            listing_id: l.listing_id,
+            title: l.title,
+            unit_price_cents: l.unit_price_cents,
+            currency: l.currency,
+            quantity: l.quantity,
+            seller_id: l.seller_id,
+            seller_username: l.seller_username,
+            status: l.status,
+            tracking_code: l.tracking_code,
+        }
+    }
+}
+
+/// An order.
+#[derive(Object)]
+struct Order {
+    id: Uuid,
+    /// `pending_payment`, `paid`, `expired`, `cancelled` or `refunded`.
+    status: String,
+    status_reason: Option<String>,
+    /// Total of the lines shown (a seller sees only their own lines and their total).
+    total_cents: i64,
+    currency: String,
+    lines: Vec<OrderLine>,
+    shipping_address: Value,
+    payment_intent_id: Option<String>,
+    /// Only for the buyer, only while payment is pending.
+    client_secret: Option<String>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+/// One page of orders, newest first.
+#[derive(Object)]
+struct OrderPage {
+    items: Vec<Order>,
+    next_cursor: Option<String>,
+}
+
+#[derive(ApiResponse)]
+enum Cancelled {
+    /// The order is cancelled and its units released.
+    #[oai(status = 200)]
+    Order(Json<Order>),
+}
+
+impl From<CancelError> for ApiError {
+    fn from(e: CancelError) -> Self {
+        let message = e.to_string();
+        match e {
+            CancelError::NotFound => Self::not_found("order"),
+            CancelError::NotPending(status) => {
+                Self::conflict("order_not_pending", message, json!({ "status": status }))
+            }
+            CancelError::AlreadyPaid => Self::conflict("order_already_paid", message, json!({})),
+            CancelError::PaymentUnavailable(_) => {
+                Self::unavailable("the payment provider is unavailable; try again")
+            }
+            CancelError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn view(order: OrderRow, lines: Vec<OrderLineRow>, viewer: Uuid) -> Order {
+    let is_buyer = order.buyer_id == Some(viewer);
+    let total_cents = if is_buyer {
+        order.total_cents
+    } else {
+        lines
+            .iter()
+            .map(|l| l.unit_price_cents * i64::from(l.quantity))
+            .sum()
+    };
+    let client_secret = (is_buyer && order.status == "pending_payment")
+        .then_some(order.client_secret)
+        .flatten();
+    Order {
+        id: order.id,
+        status: order.status,
+        status_reason: order.status_reason,
+        total_cents,
+        currency: order.currency,
+        lines: lines.into_iter().map(Into::into).collect(),
+        shipping_address: order.shipping_address,
+        payment_intent_id: is_buyer.then_some(order.payment_intent_id).flatten(),
+        client_secret,
+        created_at: order.created_at,
+        expires_at: order.expires_at,
+    }
+}
+
+impl OrdersApi {
+    /// The order as `viewer` may see it: the buyer sees everything, a seller their own lines;
+    /// anyone else gets 404.
+    async fn visible(&self, id: Uuid, viewer: Uuid) -> Result<Order, ApiError> {
+        let mut conn = self.state.pool.acquire().await?;
+        let order = db::orders::find(&mut conn, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("order"))?;
+        let seller_filter = if order.buyer_id == Some(viewer) {
+            None
+        } else if db::orders::is_seller_of(&mut conn, id, viewer).await? {
+            Some(viewer)
+        } else {
+            return Err(ApiError::not_found("order"));
+        };
+        let lines = db::orders::lines(&mut conn, &[id], seller_filter).await?;
+        Ok(view(order, lines, viewer))
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1/orders", tag = "Tag::Orders")]
+impl OrdersApi {
+    /// The signed-in user's orders as buyer (default) or seller, newest first.
+    #[oai(path = "/", method = "get", operation_id = "list_orders")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        /// `buyer` (default) or `seller`.
+        role: Query<Option<String>>,
+        /// Page size, 1–100 (default 20).
+        limit: Query<Option<i64>>,
+        /// `next_cursor` from the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<OrderPage>, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let role = match role.0.as_deref() {
+            None | Some("buyer") => OrderRole::Buyer,
+            Some("seller") => OrderRole::Seller,
+            Some(_) => {
+                return Err(ValidationErrors::single("role", "must be buyer or seller").into());
+            }
+        };
+        let limit = limit.0.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(ValidationErrors::single("limit", "must be between 1 and 100").into());
+        }
+        let before = match cursor.0 {
+            Some(c) => Some(
+                c.parse::<Uuid>()
+                    .map_err(|_| ValidationErrors::single("cursor", "is invalid"))?,
+            ),
+            None => None,
+        };
+        let mut conn = self.state.pool.acquire().await?;
+        let (orders, more) = db::orders::list(&mut conn, user.id, role, before, limit).await?;
+        let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
+        let seller_filter = (role == OrderRole::Seller).then_some(user.id);
+        let mut lines = db::orders::lines(&mut conn, &ids, seller_filter).await?;
+        let next_cursor = more
+            .then(|| orders.last().map(|o| o.id.to_string()))
+            .flatten();
+        let items = orders
+            .into_iter()
+            .map(|o| {
+                let (mine, rest): (Vec<_>, Vec<_>) =
+                    lines.drain(..).partition(|l| l.order_id == o.id);
+                lines = rest;
+                view(o, mine, user.id)
+            })
+            .collect();
+        Ok(Json(OrderPage { items, next_cursor }))
+    }
+
+    /// One order (its buyer, or a seller of one of its lines).
+    #[oai(path = "/:id", method = "get", operation_id = "get_order")]
+    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Order>, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        Ok(Json(self.visible(id.0, user.id).await?))
+    }
+
+    /// Cancel a pending order (buyer only): the payment is cancelled and the units released.
+    #[oai(path = "/:id/cancel", method = "post", operation_id = "cancel_order")]
+    async fn cancel(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Cancelled, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let s = &self.state;
+        shared::orders::cancel(&s.pool, &s.gate, &s.payments, id.0, user.id).await?;
+        Ok(Cancelled::Order(Json(self.visible(id.0, user.id).await?)))
+    }
+}

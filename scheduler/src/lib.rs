@@ -1,0 +1,108 @@
+//! The scheduler process: turns schedules into jobs on the Redis queues.
+//!
+//! It only enqueues; the work runs in the worker, so retries, concurrency and logs are the same
+//! for every job (STYLE convention 10). `main` only reads the settings and sets up telemetry;
+//! everything else lives here so that tests can drive it. Schedules are registered in one
+//! place, [`schedules::register_all`].
+
+pub mod schedules;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use apalis::prelude::{Monitor, WorkerContext, WorkerError};
+use futures::FutureExt as _;
+use redis::aio::ConnectionManager;
+use shared::{
+    config::Settings,
+    shutdown::{StopSignal, shutdown_signal},
+};
+use sqlx::PgPool;
+
+/// How long a tick that is being handled may take after SIGTERM. Ticks only push jobs (one
+/// Redis call each), so this is generous, yet short enough not to delay a deploy.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Shared state handed to tick handlers as `Data<SchedulerContext>`.
+#[derive(Clone)]
+pub struct SchedulerContext {
+    /// The Postgres pool (outbox relay and sweeps that need to look at rows before enqueuing).
+    pub pool: PgPool,
+    /// A reconnecting Redis connection; the job queues are built on it.
+    pub redis: ConnectionManager,
+    /// The process settings (queue prefix, ...).
+    pub settings: Arc<Settings>,
+}
+
+impl SchedulerContext {
+    /// Connects to Postgres and Redis, so that a wrong URL stops start-up instead of every tick.
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let pool = shared::kv::connect_postgres(&settings)
+            .await
+            .context("Failed to connect to Postgres (DATABASE_URL)")?;
+        let redis = shared::kv::connect_redis(&settings.redis_url)
+            .await
+            .context("Failed to connect to Redis (REDIS_URL)")?;
+        Ok(Self {
+            pool,
+            redis,
+            settings: Arc::new(settings),
+        })
+    }
+}
+
+/// Runs the scheduler until SIGTERM or SIGINT, then lets ticks being handled finish.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    shared::jobs::validate_prefix(&settings.redis_prefix)?;
+    // Installed before connecting, so a SIGTERM during start-up is a clean stop, not a kill.
+    let signal = shutdown_signal().context("Failed to install signal handlers")?;
+    let ctx = SchedulerContext::connect(settings).await?;
+    let signal = run_until_stopped(build_monitor(&ctx), signal).await?;
+    tracing::info!(%signal, "scheduler stopped");
+    Ok(())
+}
+
+/// The apalis monitor with every schedule registered.
+pub fn build_monitor(ctx: &SchedulerContext) -> Monitor {
+    let monitor = Monitor::new()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT)
+        .should_restart(restart_cron_worker);
+    schedules::register_all(monitor, ctx)
+}
+
+/// A cron worker only fails when its schedule does (e.g. the next tick is already in the past
+/// after a clock jump). A restarted one computes its next tick from the current time and waits
+/// for it, so restarting cannot spin; without a restart that schedule would silently stop.
+fn restart_cron_worker(worker: &WorkerContext, error: &WorkerError) -> bool {
+    tracing::error!(
+        worker.name = worker.name(),
+        worker.restarts = worker.restarts(),
+        error.message = %error,
+        error.cause_chain = ?error,
+        "schedule failed"
+    );
+    !worker.is_shutting_down()
+}
+
+/// Runs `monitor` until `signal` fires and returns which signal it was.
+///
+/// A monitor with a shutdown timeout returns from `run_with_signal` as soon as it has no
+/// running worker, without waiting for the signal (apalis-core 1.0.0; with zero workers at
+/// once). So the signal is shared and awaited again afterwards: the process keeps running
+/// until it is told to stop, whether or not any schedule is registered.
+pub async fn run_until_stopped(
+    monitor: Monitor,
+    signal: impl Future<Output = StopSignal> + Send,
+) -> anyhow::Result<StopSignal> {
+    let schedules = monitor.context().workers().len();
+    let signal = signal
+        .inspect(|signal| tracing::info!(%signal, "shutdown signal received"))
+        .shared();
+    tracing::info!(schedules, "scheduler running");
+    let outcome = monitor
+        .run_with_signal(signal.clone().map(|_| Ok(())))
+        .await;
+    let signal = signal.await;
+    outcome.context("Scheduler monitor failed")?;
+    Ok(signal)
+}

@@ -1,0 +1,165 @@
+//! Accepting a checkout in the api: everything that can be refused at once is refused here,
+//! before a job exists.
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{CheckoutLine, CheckoutPayload, JOB_KIND, MAX_ATTEMPTS};
+use crate::{
+    db::{
+        self, StoreError,
+        jobs::{JobRow, NewJob},
+    },
+    gate::{Admission, GateError, StockGate},
+};
+
+/// Why a checkout was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// Nothing in the cart.
+    #[error("the cart is empty")]
+    EmptyCart,
+    /// No such address for this buyer.
+    #[error("address not found")]
+    AddressNotFound,
+    /// The address is not (yet) verified.
+    #[error("the shipping address is not verified")]
+    AddressNotVerified,
+    /// Cart lines that can no longer be bought (inactive or own listings).
+    #[error("some cart items are no longer available")]
+    ListingsUnavailable(Vec<Uuid>),
+    /// The gate refused: these listings lack units.
+    #[error("out of stock")]
+    OutOfStock(Vec<Uuid>),
+    /// The key was used before with a different request.
+    #[error("this Idempotency-Key was already used with a different request")]
+    KeyReused,
+    /// Database failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Redis failure.
+    #[error(transparent)]
+    Gate(#[from] GateError),
+}
+
+impl From<sqlx::Error> for AdmitError {
+    fn from(e: sqlx::Error) -> Self {
+        AdmitError::Store(e.into())
+    }
+}
+
+/// An accepted checkout.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The job row.
+    pub job: JobRow,
+    /// `true` if this call created it (the caller pushes it onto the queue); `false` if the key
+    /// was seen before and this is the original job.
+    pub created: bool,
+}
+
+/// The buyer's cart as checkout needs it.
+#[derive(sqlx::FromRow)]
+struct CartEntry {
+    listing_id: Uuid,
+    quantity: i32,
+    seller_id: Uuid,
+    is_active: bool,
+}
+
+fn fingerprint(address_id: Uuid) -> String {
+    let digest = Sha256::digest(format!("checkout:{address_id}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn replay(job: JobRow, print: &str) -> Result<Admitted, AdmitError> {
+    if job.request_fingerprint.as_deref() != Some(print) {
+        return Err(AdmitError::KeyReused);
+    }
+    Ok(Admitted {
+        job,
+        created: false,
+    })
+}
+
+/// Validates the checkout, takes the units from the stock gate and records the job.
+#[tracing::instrument(skip_all, fields(user.id = %buyer_id))]
+pub async fn admit(
+    pool: &PgPool,
+    gate: &StockGate,
+    buyer_id: Uuid,
+    buyer_username: &str,
+    address_id: Uuid,
+    idempotency_key: &str,
+) -> Result<Admitted, AdmitError> {
+    let print = fingerprint(address_id);
+    let mut conn = pool.acquire().await?;
+    if let Some(job) = db::jobs::find_by_key(&mut conn, buyer_id, JOB_KIND, idempotency_key).await?
+    {
+        return replay(job, &print);
+    }
+    let cart: Vec<CartEntry> = sqlx::query_as(
+        "SELECT c.listing_id, c.quantity, l.seller_id, l.is_active
+         FROM cart_lines c JOIN listings l ON l.id = c.listing_id
+         WHERE c.user_id = $1 ORDER BY c.listing_id",
+    )
+    .bind(buyer_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    if cart.is_empty() {
+        return Err(AdmitError::EmptyCart);
+    }
+    let unavailable: Vec<Uuid> = cart
+        .iter()
+        .filter(|c| !c.is_active || c.seller_id == buyer_id)
+        .map(|c| c.listing_id)
+        .collect();
+    if !unavailable.is_empty() {
+        return Err(AdmitError::ListingsUnavailable(unavailable));
+    }
+    let address = db::addresses::find_owned(&mut conn, address_id, buyer_id)
+        .await?
+        .ok_or(AdmitError::AddressNotFound)?;
+    if address.status != "verified" {
+        return Err(AdmitError::AddressNotVerified);
+    }
+    let lines: Vec<CheckoutLine> = cart
+        .iter()
+        .map(|c| CheckoutLine {
+            listing_id: c.listing_id,
+            quantity: c.quantity,
+        })
+        .collect();
+    let payload = CheckoutPayload {
+        buyer_username: buyer_username.to_owned(),
+        shipping_address: address.snapshot(),
+        lines,
+    };
+    if let Admission::OutOfStock(short) = gate.reserve(pool, &payload.units()).await? {
+        return Err(AdmitError::OutOfStock(short));
+    }
+    let payload_json = payload.to_json();
+    let new_job = NewJob {
+        kind: JOB_KIND,
+        owner_id: Some(buyer_id),
+        payload: &payload_json,
+        idempotency_key: Some(idempotency_key),
+        request_fingerprint: Some(&print),
+        max_attempts: MAX_ATTEMPTS,
+    };
+    let inserted = db::jobs::insert(&mut conn, &new_job).await;
+    match inserted {
+        Ok(Some(job)) => Ok(Admitted { job, created: true }),
+        other => {
+            // Not recorded (a concurrent request with the same key won, or the insert failed):
+            // this request's units go back to the gate.
+            gate.release(&payload.units()).await?;
+            other?;
+            let job = db::jobs::find_by_key(&mut conn, buyer_id, JOB_KIND, idempotency_key)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            replay(job, &print)
+        }
+    }
+}

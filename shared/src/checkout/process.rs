@@ -1,0 +1,252 @@
+//! Processing a checkout job on the worker.
+//!
+//! 1. Claim the job row (a duplicate delivery finds it claimed or finished and does nothing).
+//! 2. If no order exists for the job yet: reserve and create it in one transaction.
+//! 3. Outside any transaction, create the PaymentIntent with an idempotency key derived from the
+//!    order id, then store it and finish the job in one transaction.
+//!
+//! A crash between any two steps is safe: the order is found by its job id and the
+//! PaymentIntent call is idempotent, so a re-run produces exactly one order and one intent.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{
+    CheckoutPayload, JOB_KIND,
+    reserve::{OrderDraft, Reservation, reserve},
+};
+use crate::{
+    db::{self, StoreError, jobs::JobRow, orders::OrderRow},
+    gate::StockGate,
+    job_events,
+    payments::{PaymentError, Payments},
+};
+
+/// How long a claimed job is protected from being claimed again; longer than the slowest
+/// attempt (the payment call has its own shorter timeout).
+const LEASE: Duration = Duration::from_secs(120);
+
+/// What a checkout job needs.
+#[derive(Clone)]
+pub struct CheckoutDeps {
+    /// Postgres.
+    pub pool: PgPool,
+    /// Redis (job completion events).
+    pub redis: ConnectionManager,
+    /// Deployment key prefix.
+    pub prefix: String,
+    /// The stock gate.
+    pub gate: StockGate,
+    /// The payment provider.
+    pub payments: Payments,
+    /// How long a pending order holds its units.
+    pub order_ttl: Duration,
+}
+
+/// How a run ended (also stored by apalis as the task result).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ProcessOutcome {
+    /// Another delivery already handled (or is handling) the job.
+    Skipped,
+    /// The order exists and has its PaymentIntent.
+    Succeeded {
+        /// The order.
+        order_id: Uuid,
+    },
+    /// The job ended `failed` with this code.
+    Failed {
+        /// e.g. `out_of_stock`, `payment_failed`, `attempts_exhausted`.
+        code: String,
+    },
+}
+
+/// A run that should be retried later (the job row is back to `queued`).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The payment provider could not be reached; retry with backoff.
+    #[error("payment provider unavailable: {0}")]
+    PaymentUnavailable(String),
+    /// Database or Redis failure; the lease expires and the job is retried.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ProcessError {
+    fn from(e: sqlx::Error) -> Self {
+        ProcessError::Store(e.into())
+    }
+}
+
+/// Runs one delivery of checkout job `job_id`.
+#[tracing::instrument(skip_all, fields(job.id = %job_id))]
+pub async fn process(deps: &CheckoutDeps, job_id: Uuid) -> Result<ProcessOutcome, ProcessError> {
+    let mut conn = deps.pool.acquire().await?;
+    let Some(job) = db::jobs::claim(&mut conn, job_id, JOB_KIND, LEASE).await? else {
+        return Ok(ProcessOutcome::Skipped);
+    };
+    drop(conn);
+    let payload: CheckoutPayload = match serde_json::from_value(job.payload.clone()) {
+        Ok(p) => p,
+        Err(e) => return finish_failed(deps, &job, None, "invalid_payload", &e.to_string()).await,
+    };
+    let existing = {
+        let mut conn = deps.pool.acquire().await?;
+        db::orders::find_by_checkout_job(&mut conn, job.id).await?
+    };
+    if job.attempts > job.max_attempts {
+        let units = existing.is_none().then(|| payload.units());
+        return finish_failed(
+            deps,
+            &job,
+            units,
+            "attempts_exhausted",
+            "gave up after repeated failures",
+        )
+        .await;
+    }
+    let order = match existing {
+        Some(order) => order,
+        None => match create_order(deps, &job, &payload).await? {
+            Ok(order) => order,
+            Err(short) => {
+                let message = format!("out of stock: {}", join_ids(&short));
+                return finish_failed(deps, &job, Some(payload.units()), "out_of_stock", &message)
+                    .await;
+            }
+        },
+    };
+    attach_payment(deps, &job, &order).await
+}
+
+/// Reserves and creates the order; `Err(listings)` when Postgres says they are short.
+async fn create_order(
+    deps: &CheckoutDeps,
+    job: &JobRow,
+    payload: &CheckoutPayload,
+) -> Result<Result<OrderRow, Vec<Uuid>>, ProcessError> {
+    let buyer_id = job.owner_id.ok_or(StoreError::NotFound)?;
+    let order_id = Uuid::now_v7();
+    let draft = OrderDraft {
+        order_id,
+        job_id: job.id,
+        buyer_id,
+        payload,
+        ttl_secs: deps.order_ttl.as_secs_f64(),
+    };
+    let mut tx = deps.pool.begin().await?;
+    match reserve(&mut tx, &draft).await? {
+        Reservation::OutOfStock(short) => Ok(Err(short)),
+        Reservation::Reserved => {
+            let order = db::orders::find(&mut tx, order_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            tx.commit().await?;
+            Ok(Ok(order))
+        }
+    }
+}
+
+/// Creates (or re-fetches, idempotently) the PaymentIntent and finishes the job.
+async fn attach_payment(
+    deps: &CheckoutDeps,
+    job: &JobRow,
+    order: &OrderRow,
+) -> Result<ProcessOutcome, ProcessError> {
+    let (intent_id, client_secret) = match &order.payment_intent_id {
+        Some(id) => (id.clone(), order.client_secret.clone()),
+        None => {
+            let key = format!("order-{}-pi", order.id);
+            match deps
+                .payments
+                .create_intent(order.id, order.total_cents, &order.currency, &key)
+                .await
+            {
+                Ok(intent) => (intent.id, intent.client_secret),
+                Err(PaymentError::Retryable(reason)) => {
+                    let mut conn = deps.pool.acquire().await?;
+                    db::jobs::requeue(&mut conn, job.id, "payment_unavailable", &reason).await?;
+                    return Err(ProcessError::PaymentUnavailable(reason));
+                }
+                Err(PaymentError::Permanent { code, message }) => {
+                    let message = match code {
+                        Some(code) => format!("{code}: {message}"),
+                        None => message,
+                    };
+                    return cancel_and_fail(deps, job, order.id, &message).await;
+                }
+            }
+        }
+    };
+    let result = json!({ "order_id": order.id, "client_secret": client_secret });
+    let mut tx = deps.pool.begin().await?;
+    db::orders::set_payment_intent(&mut tx, order.id, &intent_id, client_secret.as_deref()).await?;
+    db::jobs::succeed(&mut tx, job.id, &result).await?;
+    tx.commit().await?;
+    job_events::publish(&deps.redis, &deps.prefix, job.id).await;
+    Ok(ProcessOutcome::Succeeded { order_id: order.id })
+}
+
+/// The payment provider refused for good: the order is cancelled, its units released, the job
+/// failed.
+async fn cancel_and_fail(
+    deps: &CheckoutDeps,
+    job: &JobRow,
+    order_id: Uuid,
+    message: &str,
+) -> Result<ProcessOutcome, ProcessError> {
+    let mut tx = deps.pool.begin().await?;
+    let released =
+        db::orders::close_pending(&mut tx, order_id, "cancelled", "payment_setup_failed").await?;
+    db::jobs::fail(&mut tx, job.id, "payment_failed", message).await?;
+    tx.commit().await?;
+    release_gate(deps, released.unwrap_or_default()).await;
+    job_events::publish(&deps.redis, &deps.prefix, job.id).await;
+    Ok(ProcessOutcome::Failed {
+        code: "payment_failed".into(),
+    })
+}
+
+/// Fails the job; `units` the gate admitted for it go back (when no order holds them).
+async fn finish_failed(
+    deps: &CheckoutDeps,
+    job: &JobRow,
+    units: Option<Vec<(Uuid, i32)>>,
+    code: &str,
+    message: &str,
+) -> Result<ProcessOutcome, ProcessError> {
+    let mut tx = deps.pool.begin().await?;
+    let mut released = units.unwrap_or_default();
+    if let Some(order) = db::orders::find_by_checkout_job(&mut tx, job.id).await? {
+        // Attempts ran out after the order was created: do not leave its units reserved.
+        released = db::orders::close_pending(&mut tx, order.id, "cancelled", code)
+            .await?
+            .unwrap_or_default();
+    }
+    db::jobs::fail(&mut tx, job.id, code, message).await?;
+    tx.commit().await?;
+    release_gate(deps, released).await;
+    job_events::publish(&deps.redis, &deps.prefix, job.id).await;
+    Ok(ProcessOutcome::Failed {
+        code: code.to_owned(),
+    })
+}
+
+/// Returns units to the gate. A Redis failure here only leaves the gate too strict until
+/// reconciliation; it never risks overselling, so it is logged rather than retried.
+async fn release_gate(deps: &CheckoutDeps, units: Vec<(Uuid, i32)>) {
+    if let Err(e) = deps.gate.release(&units).await {
+        tracing::warn!(error.message = %e, "could not return units to the stock gate");
+    }
+}
+
+fn join_ids(ids: &[Uuid]) -> String {
+    ids.iter()
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,211 @@
+//! The `jobs` table: the user-visible record of background work (Redis only carries the id).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// A job row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// Job kind (`checkout`, ...).
+    pub kind: String,
+    /// The user who asked for it (`None` for system jobs).
+    pub owner_id: Option<Uuid>,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// Attempts started so far.
+    pub attempts: i32,
+    /// Cap on attempts.
+    pub max_attempts: i32,
+    /// Input captured when the job was accepted.
+    pub payload: Value,
+    /// Output on success.
+    pub result: Option<Value>,
+    /// Failure code.
+    pub error_code: Option<String>,
+    /// Failure message.
+    pub error_message: Option<String>,
+    /// Hash of the request that created the job, for idempotency-key reuse checks.
+    pub request_fingerprint: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl JobRow {
+    /// Whether the job reached `succeeded` or `failed`.
+    pub fn is_final(&self) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "failed")
+    }
+}
+
+const COLUMNS: &str =
+    "id, kind, owner_id, status, attempts, max_attempts, payload, result, error_code,
+    error_message, request_fingerprint, created_at, updated_at";
+
+/// What a new job row holds.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    /// Job kind.
+    pub kind: &'a str,
+    /// Requesting user.
+    pub owner_id: Option<Uuid>,
+    /// Captured input.
+    pub payload: &'a Value,
+    /// Client idempotency key (unique per owner and kind).
+    pub idempotency_key: Option<&'a str>,
+    /// Hash of the request body.
+    pub request_fingerprint: Option<&'a str>,
+    /// Attempt cap.
+    pub max_attempts: i32,
+}
+
+/// Inserts a queued job. Returns `None` when the owner already has a job of this kind with the
+/// same idempotency key (the caller then answers with that job).
+#[tracing::instrument(skip_all, fields(job.kind = job.kind))]
+pub async fn insert(
+    conn: &mut PgConnection,
+    job: &NewJob<'_>,
+) -> Result<Option<JobRow>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO jobs (id, kind, owner_id, payload, idempotency_key, request_fingerprint, max_attempts)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT ON CONSTRAINT jobs_owner_kind_idempotency_key DO NOTHING
+         RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(job.kind)
+    .bind(job.owner_id)
+    .bind(job.payload)
+    .bind(job.idempotency_key)
+    .bind(job.request_fingerprint)
+    .bind(job.max_attempts)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// A job by id.
+#[tracing::instrument(skip_all, fields(job.id = %id))]
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobRow>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM jobs WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The owner's job of `kind` created with `key`, if any.
+#[tracing::instrument(skip_all)]
+pub async fn find_by_key(
+    conn: &mut PgConnection,
+    owner_id: Uuid,
+    kind: &str,
+    key: &str,
+) -> Result<Option<JobRow>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM jobs WHERE owner_id = $1 AND kind = $2 AND idempotency_key = $3"
+    )))
+    .bind(owner_id)
+    .bind(kind)
+    .bind(key)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Claims a job for one attempt: `queued` jobs, or `running` ones whose lease expired (their
+/// worker died). Counts the attempt. `None` when another worker holds it or it is finished, so
+/// a duplicate delivery does nothing.
+#[tracing::instrument(skip_all, fields(job.id = %id))]
+pub async fn claim(
+    conn: &mut PgConnection,
+    id: Uuid,
+    kind: &str,
+    lease: std::time::Duration,
+) -> Result<Option<JobRow>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1,
+                lease_expires_at = now() + make_interval(secs => $3)
+         WHERE id = $1 AND kind = $2
+           AND (status = 'queued' OR (status = 'running' AND lease_expires_at < now()))
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(kind)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Marks a claimed job `succeeded` with its result.
+#[tracing::instrument(skip_all, fields(job.id = %id))]
+pub async fn succeed(conn: &mut PgConnection, id: Uuid, result: &Value) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'succeeded', result = $2, error_code = NULL, error_message = NULL,
+                lease_expires_at = NULL, finished_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(result)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a job `failed` for good.
+#[tracing::instrument(skip_all, fields(job.id = %id))]
+pub async fn fail(
+    conn: &mut PgConnection,
+    id: Uuid,
+    code: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'failed', error_code = $2, error_message = $3,
+                lease_expires_at = NULL, finished_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(code)
+    .bind(message)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts a job back to `queued` after a retryable failure, recording why.
+#[tracing::instrument(skip_all, fields(job.id = %id))]
+pub async fn requeue(
+    conn: &mut PgConnection,
+    id: Uuid,
+    code: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'queued', error_code = $2, error_message = $3, lease_expires_at = NULL
+         WHERE id = $1 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(code)
+    .bind(message)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ids of queued jobs of `kind`, oldest first (tests and the sweeper run them).
+#[tracing::instrument(skip_all)]
+pub async fn queued_ids(conn: &mut PgConnection, kind: &str) -> Result<Vec<Uuid>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 AND status = 'queued' ORDER BY id")
+            .bind(kind)
+            .fetch_all(conn)
+            .await?,
+    )
+}

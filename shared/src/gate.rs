@@ -1,0 +1,198 @@
+//! The Redis stock gate: a fast admission check in front of checkout.
+//!
+//! One counter per listing holds the units the gate may still admit. A checkout asks for all of
+//! its lines at once in one Lua script: either every counter is decremented or none is. Losers
+//! are answered at once, without touching Postgres, so a rush on a hot item costs the database
+//! nothing. The gate is only a filter: Postgres (row locks and the `reserved <= quantity` CHECK)
+//! stays the authority, so a stale or wrong counter can refuse too much or admit too much, but
+//! never oversell.
+//!
+//! A missing counter is loaded from Postgres, never assumed zero or infinite:
+//! `quantity - reserved - units admitted by checkout jobs not yet processed`.
+
+use std::collections::HashMap;
+
+use redis::{Script, aio::ConnectionManager};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Reserve all lines or none. Returns `{0, i...}` when counters `i` are missing, `{2, i...}` when
+/// lines `i` are short, `{1}` when every counter was decremented.
+const RESERVE: &str = r"
+local missing = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 0 then missing[#missing + 1] = i end
+end
+if #missing > 0 then return {0, unpack(missing)} end
+local short = {}
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key)) < tonumber(ARGV[i]) then short[#short + 1] = i end
+end
+if #short > 0 then return {2, unpack(short)} end
+for i, key in ipairs(KEYS) do redis.call('DECRBY', key, ARGV[i]) end
+return {1}
+";
+
+/// Give units back, but only to counters that exist: a released unit must not create a counter
+/// holding just that unit (a missing counter is reloaded from Postgres instead).
+const RELEASE: &str = r"
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, ARGV[i]) end
+end
+return 1
+";
+
+/// The gate's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Every line was taken from the counters.
+    Admitted,
+    /// These listings lack the units asked for; nothing was taken.
+    OutOfStock(Vec<Uuid>),
+}
+
+/// Errors talking to Redis or loading counters from Postgres.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// Redis failed.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    /// Postgres failed while loading a counter.
+    #[error(transparent)]
+    Postgres(#[from] sqlx::Error),
+}
+
+/// Stock counters under `{prefix}:gate:{listing_id}`.
+#[derive(Clone)]
+pub struct StockGate {
+    redis: ConnectionManager,
+    prefix: String,
+}
+
+impl StockGate {
+    /// A gate in the deployment namespace `prefix`.
+    pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            redis,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The Redis key of a listing's counter.
+    pub fn key(&self, listing_id: Uuid) -> String {
+        format!("{}:gate:{listing_id}", self.prefix)
+    }
+
+    /// Takes `lines` (listing, units) from the counters, all or nothing.
+    #[tracing::instrument(skip_all)]
+    pub async fn reserve(
+        &self,
+        pool: &PgPool,
+        lines: &[(Uuid, i32)],
+    ) -> Result<Admission, GateError> {
+        let script = Script::new(RESERVE);
+        // Loading missing counters can race with other loaders; two rounds always suffice
+        // because loaded counters are only created, never deleted, by this code.
+        for _ in 0..3 {
+            let mut invocation = script.prepare_invoke();
+            for (id, units) in lines {
+                invocation.key(self.key(*id)).arg(*units);
+            }
+            let reply: Vec<i64> = invocation.invoke_async(&mut self.redis.clone()).await?;
+            let indices = reply
+                .iter()
+                .skip(1)
+                .filter_map(|i| usize::try_from(*i - 1).ok());
+            match reply.first() {
+                Some(1) => return Ok(Admission::Admitted),
+                Some(2) => {
+                    return Ok(Admission::OutOfStock(
+                        indices.filter_map(|i| lines.get(i).map(|l| l.0)).collect(),
+                    ));
+                }
+                _ => {
+                    let missing: Vec<Uuid> =
+                        indices.filter_map(|i| lines.get(i).map(|l| l.0)).collect();
+                    self.load(pool, &missing).await?;
+                }
+            }
+        }
+        Err(GateError::Redis(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "stock gate counters kept disappearing while loading",
+        ))))
+    }
+
+    /// Gives units back (a checkout failed or an order was cancelled or expired).
+    #[tracing::instrument(skip_all)]
+    pub async fn release(&self, lines: &[(Uuid, i32)]) -> Result<(), GateError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let script = Script::new(RELEASE);
+        let mut invocation = script.prepare_invoke();
+        for (id, units) in lines {
+            invocation.key(self.key(*id)).arg(*units);
+        }
+        invocation
+            .invoke_async::<i64>(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The current counter of a listing, if loaded (tests and reconciliation).
+    pub async fn counter(&self, listing_id: Uuid) -> Result<Option<i64>, GateError> {
+        Ok(redis::cmd("GET")
+            .arg(self.key(listing_id))
+            .query_async(&mut self.redis.clone())
+            .await?)
+    }
+
+    /// Sets counters from Postgres where they are missing (`SET NX`: a counter another process
+    /// loaded in the meantime is newer than ours).
+    async fn load(&self, pool: &PgPool, listings: &[Uuid]) -> Result<(), GateError> {
+        let available = available_in_postgres(pool, listings).await?;
+        let mut pipe = redis::pipe();
+        for id in listings {
+            let units = available.get(id).copied().unwrap_or(0).max(0);
+            pipe.cmd("SET")
+                .arg(self.key(*id))
+                .arg(units)
+                .arg("NX")
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.redis.clone()).await?;
+        Ok(())
+    }
+
+    /// Overwrites counters (reconciliation): returns each listing's previous counter.
+    pub async fn set(&self, counters: &[(Uuid, i64)]) -> Result<Vec<Option<i64>>, GateError> {
+        let mut pipe = redis::pipe();
+        for (id, units) in counters {
+            pipe.cmd("SET").arg(self.key(*id)).arg(*units).arg("GET");
+        }
+        Ok(pipe.query_async(&mut self.redis.clone()).await?)
+    }
+}
+
+/// What the gate may admit per listing according to Postgres: active listings only, minus units
+/// held by pending orders (`reserved`) and units admitted by checkouts still in the queue.
+pub async fn available_in_postgres(
+    pool: &PgPool,
+    listings: &[Uuid],
+) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT l.id,
+                CASE WHEN l.is_active THEN l.quantity - l.reserved - COALESCE((
+                    SELECT sum((line->>'quantity')::int)
+                    FROM jobs j, jsonb_array_elements(j.payload->'lines') AS line
+                    WHERE j.kind = 'checkout' AND j.status IN ('queued', 'running')
+                      AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.checkout_job_id = j.id)
+                      AND line->>'listing_id' = l.id::text), 0) ELSE 0 END::bigint
+         FROM listings l WHERE l.id = ANY($1)",
+    )
+    .bind(listings)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}

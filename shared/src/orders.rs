@@ -1,0 +1,89 @@
+//! Buyer actions on orders that do not go through a job.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    db::{self, StoreError},
+    gate::StockGate,
+    payments::{PaymentError, Payments},
+};
+
+/// Why a cancellation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    /// No such order for this buyer.
+    #[error("order not found")]
+    NotFound,
+    /// Only pending orders can be cancelled.
+    #[error("only orders awaiting payment can be cancelled (this one is {0})")]
+    NotPending(String),
+    /// The payment provider could not cancel the PaymentIntent; nothing changed, try again.
+    #[error("the payment could not be cancelled right now: {0}")]
+    PaymentUnavailable(String),
+    /// The payment already went through; the order will be marked paid by its webhook.
+    #[error("the payment has already succeeded")]
+    AlreadyPaid,
+    /// Database failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for CancelError {
+    fn from(e: sqlx::Error) -> Self {
+        CancelError::Store(e.into())
+    }
+}
+
+/// Cancels a pending order: the PaymentIntent first (no lock held during the call; idempotent),
+/// then the order and its reservation in one transaction, then the gate.
+#[tracing::instrument(skip_all, fields(order.id = %order_id, user.id = %buyer_id))]
+pub async fn cancel(
+    pool: &PgPool,
+    gate: &StockGate,
+    payments: &Payments,
+    order_id: Uuid,
+    buyer_id: Uuid,
+) -> Result<(), CancelError> {
+    let order = {
+        let mut conn = pool.acquire().await?;
+        db::orders::find(&mut conn, order_id).await?
+    };
+    let order = order
+        .filter(|o| o.buyer_id == Some(buyer_id))
+        .ok_or(CancelError::NotFound)?;
+    if order.status != "pending_payment" {
+        return Err(CancelError::NotPending(order.status));
+    }
+    if let Some(intent_id) = &order.payment_intent_id {
+        let key = format!("order-{order_id}-cancel");
+        match payments.cancel_intent(intent_id, &key).await {
+            Ok(intent) if intent.status == crate::payments::IntentStatus::Succeeded => {
+                return Err(CancelError::AlreadyPaid);
+            }
+            Ok(_) => {}
+            Err(PaymentError::Retryable(reason)) => {
+                return Err(CancelError::PaymentUnavailable(reason));
+            }
+            Err(PaymentError::Permanent { message, .. }) => {
+                return Err(CancelError::PaymentUnavailable(message));
+            }
+        }
+    }
+    let mut tx = pool.begin().await?;
+    let released =
+        db::orders::close_pending(&mut tx, order_id, "cancelled", "cancelled_by_buyer").await?;
+    tx.commit().await?;
+    let Some(released) = released else {
+        // Paid or closed between our read and the update: report the state it is in now.
+        let mut conn = pool.acquire().await?;
+        let status = db::orders::find(&mut conn, order_id)
+            .await?
+            .map_or_else(|| "unknown".into(), |o| o.status);
+        return Err(CancelError::NotPending(status));
+    };
+    if let Err(e) = gate.release(&released).await {
+        tracing::warn!(error.message = %e, "could not return units to the stock gate");
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Pushing jobs onto the Redis queues, the producer side of `shared::jobs`.
+//!
+//! The Postgres row is always written and committed first; the task only carries its id. If a
+//! push fails, the row stays `queued` and the sweeper re-pushes it, so nothing accepted is lost.
+
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_redis::RedisStorage;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{config::WorkerSettings, jobs};
+
+/// The task of a job tracked in the `jobs` table: just the row id.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobTask {
+    /// `jobs.id`.
+    pub job_id: Uuid,
+}
+
+/// A push that did not reach Redis.
+#[derive(Debug, thiserror::Error)]
+#[error("could not push {queue} task {job_id}: {reason}")]
+pub struct PushError {
+    /// Queue name.
+    pub queue: String,
+    /// The job.
+    pub job_id: Uuid,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// Producer handle for every queue of a deployment.
+#[derive(Clone)]
+pub struct JobQueue {
+    redis: ConnectionManager,
+    prefix: String,
+    worker: WorkerSettings,
+}
+
+impl JobQueue {
+    /// Queues under `prefix`, configured exactly as the workers consume them.
+    pub fn new(redis: ConnectionManager, prefix: &str, worker: &WorkerSettings) -> Self {
+        Self {
+            redis,
+            prefix: prefix.to_owned(),
+            worker: worker.clone(),
+        }
+    }
+
+    /// Pushes the task for job row `job_id` onto the queue of `job` (a name from
+    /// [`jobs::QUEUES`]).
+    ///
+    /// No Redis idempotency key is set on purpose: a re-push by the sweeper must go through even
+    /// if an earlier task for the row was lost, and duplicates are harmless because the handler
+    /// claims the row in Postgres first.
+    pub async fn push(&self, job: &str, job_id: Uuid) -> Result<(), PushError> {
+        let config = jobs::redis_config(&self.prefix, job, &self.worker);
+        let mut storage = RedisStorage::<JobTask>::new(self.redis.clone()).with_config(config);
+        let task = TaskBuilder::new(JobTask { job_id }).build();
+        storage.push_task(task).await.map_err(|e| PushError {
+            queue: jobs::queue_name(&self.prefix, job),
+            job_id,
+            reason: e.to_string(),
+        })
+    }
+}

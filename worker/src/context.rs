@@ -1,0 +1,58 @@
+//! What every job handler receives: connections and settings, opened once per process.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use redis::aio::ConnectionManager;
+use shared::{checkout::CheckoutDeps, config::Settings, gate::StockGate, payments::Payments};
+use sqlx::PgPool;
+
+/// Shared state handed to job handlers as `Data<JobContext>`.
+///
+/// Cheap to clone: the pool and the Redis connection manager are handles to shared
+/// connections, and the settings sit behind an `Arc`.
+#[derive(Clone)]
+pub struct JobContext {
+    /// The Postgres pool (domain reads and writes).
+    pub pool: PgPool,
+    /// A reconnecting Redis connection; also the connection every job queue is built on.
+    pub redis: ConnectionManager,
+    /// The process settings (queue prefix, worker concurrency, ...).
+    pub settings: Arc<Settings>,
+    /// The payment provider (Stripe, or development mode without `STRIPE_SECRET_KEY`).
+    pub payments: Payments,
+}
+
+impl JobContext {
+    /// Connects to Postgres and Redis. Both are needed by every job, so a wrong URL or an
+    /// unreachable server stops start-up here instead of failing each job later.
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let pool = shared::kv::connect_postgres(&settings)
+            .await
+            .context("Failed to connect to Postgres (DATABASE_URL)")?;
+        let redis = shared::kv::connect_redis(&settings.redis_url)
+            .await
+            .context("Failed to connect to Redis (REDIS_URL)")?;
+        let payments = Payments::from_settings(&settings.stripe)
+            .context("Invalid Stripe settings (STRIPE_SECRET_KEY, STRIPE_API_BASE)")?;
+        Ok(Self {
+            pool,
+            redis,
+            settings: Arc::new(settings),
+            payments,
+        })
+    }
+
+    /// What the checkout job needs, from this context.
+    pub fn checkout(&self) -> CheckoutDeps {
+        let prefix = &self.settings.redis_prefix;
+        CheckoutDeps {
+            pool: self.pool.clone(),
+            redis: self.redis.clone(),
+            prefix: prefix.clone(),
+            gate: StockGate::new(self.redis.clone(), prefix),
+            payments: self.payments.clone(),
+            order_ttl: self.settings.order_ttl,
+        }
+    }
+}

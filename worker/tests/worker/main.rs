@@ -1,0 +1,6 @@
+//! Integration tests of the worker: the binary's start-up and shutdown, and the job-queue seam
+//! that later jobs plug into. They need PostgreSQL and Redis on 127.0.0.1 (see `.ci/run`).
+
+mod helpers;
+mod job_queue;
+mod lifecycle;
