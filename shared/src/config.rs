@@ -69,7 +69,38 @@ pub struct Settings {
     pub metrics_addr: Option<SocketAddr>,
     /// Payment provider settings.
     pub stripe: StripeSettings,
+    /// Address geocoding settings.
+    pub geocoder: GeocoderSettings,
 }
+
+/// Which geocoder validates addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeocoderProvider {
+    /// The Google Geocoding API.
+    Google,
+    /// No geocoding: addresses are accepted as typed (verified, without coordinates), so local
+    /// runs can check out without a key.
+    None,
+}
+
+/// Geocoder settings (read by workers; the api only queues geocoding jobs).
+#[derive(Debug, Clone)]
+pub struct GeocoderSettings {
+    /// `GEOCODER`: `google` or `none`; default `google` when `GOOGLE_MAPS_API_KEY` is set,
+    /// `none` otherwise.
+    pub provider: GeocoderProvider,
+    /// `GOOGLE_MAPS_API_KEY`: required with `GEOCODER=google`.
+    pub google_api_key: Option<SecretString>,
+    /// `GOOGLE_GEOCODING_URL` (Google's own): tests point it at a local fake.
+    pub google_geocoding_url: String,
+    /// `GEOCODER_MAX_QPS` (10): requests per second to the geocoder across all worker replicas.
+    pub max_qps: u32,
+    /// `GEOCODER_TIMEOUT_MS` (5000): how long one geocoder request may take.
+    pub timeout: Duration,
+}
+
+/// Google's Geocoding API endpoint, used when `GOOGLE_GEOCODING_URL` is unset.
+pub const DEFAULT_GOOGLE_GEOCODING_URL: &str = "https://maps.googleapis.com/maps/api/geocode/json";
 
 /// Stripe settings. Without a secret key the system runs in development payment mode.
 #[derive(Debug, Clone)]
@@ -203,6 +234,7 @@ impl Settings {
                     .map(SecretString::from),
                 api_base: env.optional("STRIPE_API_BASE"),
             },
+            geocoder: geocoder_settings(&env)?,
             metrics_addr: env
                 .optional("METRICS_ADDR")
                 .map(|v| {
@@ -212,6 +244,46 @@ impl Settings {
                 .transpose()?,
         })
     }
+}
+
+/// `GEOCODER` and friends. Choosing Google without a key is refused rather than silently
+/// degraded to `none`; a key without `GEOCODER` means Google.
+fn geocoder_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<GeocoderSettings, ConfigError> {
+    let google_api_key = env.optional("GOOGLE_MAPS_API_KEY");
+    let provider = match env.optional("GEOCODER").as_deref().map(str::trim) {
+        None if google_api_key.is_some() => GeocoderProvider::Google,
+        None | Some("none") => GeocoderProvider::None,
+        Some("google") if google_api_key.is_some() => GeocoderProvider::Google,
+        Some("google") => {
+            return Err(env.invalid(
+                "GOOGLE_MAPS_API_KEY",
+                "required when GEOCODER=google".into(),
+            ));
+        }
+        Some(other) => {
+            return Err(env.invalid(
+                "GEOCODER",
+                format!("expected google or none, got {other:?}"),
+            ));
+        }
+    };
+    let max_qps: u32 = env.parse("GEOCODER_MAX_QPS", 10)?;
+    if max_qps == 0 {
+        return Err(env.invalid("GEOCODER_MAX_QPS", "must be greater than zero".into()));
+    }
+    let timeout_ms: u64 = env.parse("GEOCODER_TIMEOUT_MS", 5_000)?;
+    if timeout_ms == 0 {
+        return Err(env.invalid("GEOCODER_TIMEOUT_MS", "must be greater than zero".into()));
+    }
+    Ok(GeocoderSettings {
+        provider,
+        google_api_key: google_api_key.map(SecretString::from),
+        google_geocoding_url: env.string("GOOGLE_GEOCODING_URL", DEFAULT_GOOGLE_GEOCODING_URL),
+        max_qps,
+        timeout: Duration::from_millis(timeout_ms),
+    })
 }
 
 /// Small helpers that turn lookups into typed values with errors naming the variable.
@@ -283,6 +355,31 @@ mod tests {
         assert_eq!(err.name, "API_ADDR");
         let err = settings(&[("ORDER_TTL_SECS", "0")]).unwrap_err();
         assert_eq!(err.name, "ORDER_TTL_SECS");
+    }
+
+    #[test]
+    fn the_geocoder_is_google_with_a_key_and_none_without() {
+        let none = settings(&[]).unwrap().geocoder;
+        assert_eq!(none.provider, GeocoderProvider::None);
+        assert_eq!(none.max_qps, 10);
+        assert_eq!(none.timeout, Duration::from_secs(5));
+        assert_eq!(none.google_geocoding_url, DEFAULT_GOOGLE_GEOCODING_URL);
+        let google = settings(&[("GOOGLE_MAPS_API_KEY", "k")]).unwrap().geocoder;
+        assert_eq!(google.provider, GeocoderProvider::Google);
+        let off = settings(&[("GEOCODER", "none"), ("GOOGLE_MAPS_API_KEY", "k")]).unwrap();
+        assert_eq!(off.geocoder.provider, GeocoderProvider::None);
+    }
+
+    #[test]
+    fn bad_geocoder_settings_name_the_variable() {
+        let err = settings(&[("GEOCODER", "google")]).unwrap_err();
+        assert_eq!(err.name, "GOOGLE_MAPS_API_KEY");
+        let err = settings(&[("GEOCODER", "bing")]).unwrap_err();
+        assert_eq!(err.name, "GEOCODER");
+        let err = settings(&[("GEOCODER_MAX_QPS", "0")]).unwrap_err();
+        assert_eq!(err.name, "GEOCODER_MAX_QPS");
+        let err = settings(&[("GEOCODER_TIMEOUT_MS", "soon")]).unwrap_err();
+        assert_eq!(err.name, "GEOCODER_TIMEOUT_MS");
     }
 
     #[test]

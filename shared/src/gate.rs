@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use redis::{Script, aio::ConnectionManager};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 /// Reserve all lines or none. Returns `{0, i...}` when counters `i` are missing, `{2, i...}` when
@@ -83,11 +83,13 @@ impl StockGate {
         format!("{}:gate:{listing_id}", self.prefix)
     }
 
-    /// Takes `lines` (listing, units) from the counters, all or nothing.
+    /// Takes `lines` (listing, units) from the counters, all or nothing. Missing counters are
+    /// loaded from Postgres through `conn` (the caller's connection, so that a burst of callers
+    /// never waits on the pool for a second one).
     #[tracing::instrument(skip_all)]
     pub async fn reserve(
         &self,
-        pool: &PgPool,
+        conn: &mut PgConnection,
         lines: &[(Uuid, i32)],
     ) -> Result<Admission, GateError> {
         let script = Script::new(RESERVE);
@@ -113,7 +115,7 @@ impl StockGate {
                 _ => {
                     let missing: Vec<Uuid> =
                         indices.filter_map(|i| lines.get(i).map(|l| l.0)).collect();
-                    self.load(pool, &missing).await?;
+                    self.load(&mut *conn, &missing).await?;
                 }
             }
         }
@@ -140,6 +142,16 @@ impl StockGate {
         Ok(())
     }
 
+    /// Drops a listing's counter after its stock changed outside checkout (a seller edited the
+    /// quantity or reactivated it); the next checkout reloads it from Postgres.
+    pub async fn forget(&self, listing_id: Uuid) -> Result<(), GateError> {
+        redis::cmd("DEL")
+            .arg(self.key(listing_id))
+            .query_async::<()>(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
     /// The current counter of a listing, if loaded (tests and reconciliation).
     pub async fn counter(&self, listing_id: Uuid) -> Result<Option<i64>, GateError> {
         Ok(redis::cmd("GET")
@@ -150,8 +162,8 @@ impl StockGate {
 
     /// Sets counters from Postgres where they are missing (`SET NX`: a counter another process
     /// loaded in the meantime is newer than ours).
-    async fn load(&self, pool: &PgPool, listings: &[Uuid]) -> Result<(), GateError> {
-        let available = available_in_postgres(pool, listings).await?;
+    async fn load(&self, conn: &mut PgConnection, listings: &[Uuid]) -> Result<(), GateError> {
+        let available = available_in_postgres(conn, listings).await?;
         let mut pipe = redis::pipe();
         for id in listings {
             let units = available.get(id).copied().unwrap_or(0).max(0);
@@ -178,7 +190,7 @@ impl StockGate {
 /// What the gate may admit per listing according to Postgres: active listings only, minus units
 /// held by pending orders (`reserved`) and units admitted by checkouts still in the queue.
 pub async fn available_in_postgres(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     listings: &[Uuid],
 ) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
     let rows: Vec<(Uuid, i64)> = sqlx::query_as(
@@ -192,7 +204,7 @@ pub async fn available_in_postgres(
          FROM listings l WHERE l.id = ANY($1)",
     )
     .bind(listings)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(rows.into_iter().collect())
 }

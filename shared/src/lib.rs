@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod gate;
+pub mod geocode;
 pub mod job_events;
 pub mod jobs;
 pub mod kv;

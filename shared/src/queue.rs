@@ -3,6 +3,8 @@
 //! The Postgres row is always written and committed first; the task only carries its id. If a
 //! push fails, the row stays `queued` and the sweeper re-pushes it, so nothing accepted is lost.
 
+use std::time::Duration;
+
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_redis::RedisStorage;
 use redis::aio::ConnectionManager;
@@ -55,13 +57,32 @@ impl JobQueue {
     /// if an earlier task for the row was lost, and duplicates are harmless because the handler
     /// claims the row in Postgres first.
     pub async fn push(&self, job: &str, job_id: Uuid) -> Result<(), PushError> {
+        self.push_after(job, job_id, Duration::ZERO).await
+    }
+
+    /// Like [`JobQueue::push`], but the task becomes visible to workers only after `delay`: how
+    /// a job schedules its own backoff, since apalis-redis re-schedules failed tasks after a
+    /// fixed `attempt` seconds (STACK.md, pitfall 3). apalis schedules in whole seconds and
+    /// truncates, so the delay is rounded up to never deliver early.
+    pub async fn push_after(
+        &self,
+        job: &str,
+        job_id: Uuid,
+        delay: Duration,
+    ) -> Result<(), PushError> {
         let config = jobs::redis_config(&self.prefix, job, &self.worker);
         let mut storage = RedisStorage::<JobTask>::new(self.redis.clone()).with_config(config);
-        let task = TaskBuilder::new(JobTask { job_id }).build();
-        storage.push_task(task).await.map_err(|e| PushError {
-            queue: jobs::queue_name(&self.prefix, job),
-            job_id,
-            reason: e.to_string(),
-        })
+        let mut task = TaskBuilder::new(JobTask { job_id });
+        if !delay.is_zero() {
+            task = task.run_after(delay.saturating_add(Duration::from_millis(999)));
+        }
+        storage
+            .push_task(task.build())
+            .await
+            .map_err(|e| PushError {
+                queue: jobs::queue_name(&self.prefix, job),
+                job_id,
+                reason: e.to_string(),
+            })
     }
 }

@@ -4,7 +4,14 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use redis::aio::ConnectionManager;
-use shared::{checkout::CheckoutDeps, config::Settings, gate::StockGate, payments::Payments};
+use shared::{
+    checkout::CheckoutDeps,
+    config::Settings,
+    gate::StockGate,
+    geocode::{GeocodeDeps, Geocoder},
+    payments::Payments,
+    queue::JobQueue,
+};
 use sqlx::PgPool;
 
 /// Shared state handed to job handlers as `Data<JobContext>`.
@@ -21,6 +28,8 @@ pub struct JobContext {
     pub settings: Arc<Settings>,
     /// The payment provider (Stripe, or development mode without `STRIPE_SECRET_KEY`).
     pub payments: Payments,
+    /// The address geocoder (Google, or none with `GEOCODER=none`).
+    pub geocoder: Geocoder,
 }
 
 impl JobContext {
@@ -35,11 +44,15 @@ impl JobContext {
             .context("Failed to connect to Redis (REDIS_URL)")?;
         let payments = Payments::from_settings(&settings.stripe)
             .context("Invalid Stripe settings (STRIPE_SECRET_KEY, STRIPE_API_BASE)")?;
+        let geocoder = Geocoder::from_settings(&settings.geocoder).context(
+            "Invalid geocoder settings (GEOCODER, GOOGLE_MAPS_API_KEY, GOOGLE_GEOCODING_URL)",
+        )?;
         Ok(Self {
             pool,
             redis,
             settings: Arc::new(settings),
             payments,
+            geocoder,
         })
     }
 
@@ -54,5 +67,26 @@ impl JobContext {
             payments: self.payments.clone(),
             order_ttl: self.settings.order_ttl,
         }
+    }
+
+    /// What the geocoding job needs, from this context. The rate limiter lives in Redis, so
+    /// every replica built this way shares one request budget.
+    pub fn geocode(&self) -> GeocodeDeps {
+        GeocodeDeps::new(
+            self.pool.clone(),
+            self.redis.clone(),
+            &self.settings.redis_prefix,
+            self.geocoder.clone(),
+            &self.settings.geocoder,
+        )
+    }
+
+    /// The producer side of the queues, for jobs that schedule their own retries.
+    pub fn queue(&self) -> JobQueue {
+        JobQueue::new(
+            self.redis.clone(),
+            &self.settings.redis_prefix,
+            &self.settings.worker,
+        )
     }
 }

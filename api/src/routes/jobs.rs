@@ -31,12 +31,13 @@ struct JobError {
 #[derive(Object)]
 struct Job {
     id: Uuid,
-    /// `checkout`, ...
+    /// `checkout`, `geocode_address`, ...
     kind: String,
     /// `queued`, `running`, `succeeded` or `failed`.
     status: String,
     attempts: i32,
-    /// On success; checkout: `{order_id, client_secret}`.
+    /// On success; checkout: `{order_id, client_secret}`; geocode_address:
+    /// `{address_id, status}`.
     result: Option<Value>,
     /// On failure.
     error: Option<JobError>,

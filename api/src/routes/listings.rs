@@ -259,7 +259,17 @@ impl ListingsApi {
         self.owned(id.0, &user).await?;
         let mut conn = self.state.pool.acquire().await?;
         match db::listings::update(&mut conn, id.0, &patch).await {
-            Ok(row) => Ok(Json(row.into())),
+            Ok(row) => {
+                // The stock gate's counter no longer matches a changed quantity or activity; a
+                // stale one would refuse a restocked listing (or admit a reduced one) until
+                // reconciliation. Reloaded from Postgres on the next checkout.
+                if (patch.quantity.is_some() || patch.is_active.is_some())
+                    && let Err(e) = self.state.gate.forget(id.0).await
+                {
+                    tracing::warn!(error.message = %e, "could not reset the stock gate counter");
+                }
+                Ok(Json(row.into()))
+            }
             Err(e) if e.constraint() == Some("listings_reserved_within_quantity") => {
                 Err(ApiError::conflict(
                     "quantity_below_reserved",

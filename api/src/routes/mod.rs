@@ -1,5 +1,6 @@
 //! One OpenAPI struct per resource, combined into the service here.
 
+mod addresses;
 mod auth;
 mod cart;
 mod checkout;
@@ -24,6 +25,8 @@ pub enum Tag {
     Listings,
     /// The buyer's cart.
     Cart,
+    /// Shipping addresses and their validation.
+    Addresses,
     /// Checking out the cart.
     Checkout,
     /// Background job status.
@@ -40,6 +43,7 @@ pub type Apis = (
     users::UsersApi,
     listings::ListingsApi,
     cart::CartApi,
+    addresses::AddressesApi,
     checkout::CheckoutApi,
     jobs::JobsApi,
     orders::OrdersApi,
@@ -59,6 +63,9 @@ pub fn apis(state: &AppState) -> Apis {
             state: state.clone(),
         },
         cart::CartApi {
+            state: state.clone(),
+        },
+        addresses::AddressesApi {
             state: state.clone(),
         },
         checkout::CheckoutApi {

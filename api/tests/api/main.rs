@@ -1,5 +1,6 @@
 //! Integration tests of the HTTP API against real Postgres and Redis.
 
+mod addresses;
 mod auth;
 mod cart;
 mod checkout;
@@ -8,4 +9,6 @@ mod health;
 mod helpers;
 mod listings;
 mod openapi;
+mod orders;
+mod stripe_fake;
 mod users;

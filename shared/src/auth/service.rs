@@ -127,8 +127,13 @@ impl Authenticator {
         password: &str,
         ip: Option<&str>,
     ) -> Result<TokenPair, AuthError> {
-        let mut conn = self.pool.acquire().await?;
-        let user = db::users::find_active_by_login(&mut conn, login).await?;
+        // The connection goes back to the pool before the (slow) password check and before the
+        // transaction below takes another one: holding it would let concurrent logins exhaust
+        // the pool and wait on each other until the acquire timeout.
+        let user = {
+            let mut conn = self.pool.acquire().await?;
+            db::users::find_active_by_login(&mut conn, login).await?
+        };
         // Failures count against the account however it was named (username or email, any case),
         // so naming it differently does not buy more guesses. Unknown names count under the name.
         let account = user.as_ref().map_or_else(

@@ -84,6 +84,12 @@ fn replay(job: JobRow, print: &str) -> Result<Admitted, AdmitError> {
 }
 
 /// Validates the checkout, takes the units from the stock gate and records the job.
+///
+/// Requests with the same key are serialised (a transaction-scoped advisory lock on buyer and
+/// key), so a concurrent duplicate waits for the first one and answers with its job instead of
+/// taking the units a second time (and being refused as out of stock when they are the last).
+/// The gate loads missing counters through the same connection: taking a second one while
+/// holding this one could exhaust the pool under a burst of checkouts.
 #[tracing::instrument(skip_all, fields(user.id = %buyer_id))]
 pub async fn admit(
     pool: &PgPool,
@@ -94,7 +100,11 @@ pub async fn admit(
     idempotency_key: &str,
 ) -> Result<Admitted, AdmitError> {
     let print = fingerprint(address_id);
-    let mut conn = pool.acquire().await?;
+    let mut conn = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("{JOB_KIND}:{buyer_id}:{idempotency_key}"))
+        .execute(&mut *conn)
+        .await?;
     if let Some(job) = db::jobs::find_by_key(&mut conn, buyer_id, JOB_KIND, idempotency_key).await?
     {
         return replay(job, &print);
@@ -136,7 +146,7 @@ pub async fn admit(
         shipping_address: address.snapshot(),
         lines,
     };
-    if let Admission::OutOfStock(short) = gate.reserve(pool, &payload.units()).await? {
+    if let Admission::OutOfStock(short) = gate.reserve(&mut conn, &payload.units()).await? {
         return Err(AdmitError::OutOfStock(short));
     }
     let payload_json = payload.to_json();
@@ -148,12 +158,17 @@ pub async fn admit(
         request_fingerprint: Some(&print),
         max_attempts: MAX_ATTEMPTS,
     };
-    let inserted = db::jobs::insert(&mut conn, &new_job).await;
-    match inserted {
-        Ok(Some(job)) => Ok(Admitted { job, created: true }),
+    match db::jobs::insert(&mut conn, &new_job).await {
+        Ok(Some(job)) => {
+            if let Err(e) = conn.commit().await {
+                gate.release(&payload.units()).await?;
+                return Err(e.into());
+            }
+            Ok(Admitted { job, created: true })
+        }
         other => {
-            // Not recorded (a concurrent request with the same key won, or the insert failed):
-            // this request's units go back to the gate.
+            // Not recorded (the key was taken after all, or the insert failed): this request's
+            // units go back to the gate.
             gate.release(&payload.units()).await?;
             other?;
             let job = db::jobs::find_by_key(&mut conn, buyer_id, JOB_KIND, idempotency_key)

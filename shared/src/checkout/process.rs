@@ -159,6 +159,15 @@ async fn attach_payment(
 ) -> Result<ProcessOutcome, ProcessError> {
     let (intent_id, client_secret) = match &order.payment_intent_id {
         Some(id) => (id.clone(), order.client_secret.clone()),
+        // Cancelled or expired while payment setup was being retried: no intent for a closed
+        // order, so nobody can pay for it.
+        None if order.status != "pending_payment" => {
+            let message = format!(
+                "the order was {} before payment could be set up",
+                order.status
+            );
+            return finish_failed(deps, job, None, "order_closed", &message).await;
+        }
         None => {
             let key = format!("order-{}-pi", order.id);
             match deps

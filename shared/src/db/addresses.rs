@@ -1,4 +1,5 @@
-//! Shipping addresses.
+//! Shipping addresses. Deletion is soft (`deleted_at`): orders keep their own snapshot, and a
+//! geocoding job still in flight finds the row and stops.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -6,6 +7,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::NewAddress;
 
 /// An address row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -36,8 +38,18 @@ pub struct AddressRow {
     pub longitude: Option<f64>,
     /// Geocoder place id.
     pub place_id: Option<String>,
+    /// Precision of the coordinates (Google: `ROOFTOP`, `RANGE_INTERPOLATED`, ...).
+    pub location_type: Option<String>,
+    /// The geocoder's address components, as it sent them.
+    pub components: Option<Value>,
+    /// Why the address is `invalid` or `failed`.
+    pub error: Option<String>,
+    /// Soft deletion time.
+    pub deleted_at: Option<DateTime<Utc>>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
 }
 
 impl AddressRow {
@@ -60,7 +72,8 @@ impl AddressRow {
 }
 
 const COLUMNS: &str = "id, user_id, line1, line2, city, region, postal_code, country, status,
-    formatted_address, latitude, longitude, place_id, created_at";
+    formatted_address, latitude, longitude, place_id, location_type, components, error, deleted_at,
+    created_at, updated_at";
 
 /// The user's (not deleted) address by id.
 #[tracing::instrument(skip_all, fields(address.id = %id))]
@@ -74,6 +87,152 @@ pub async fn find_owned(
     )))
     .bind(id)
     .bind(user_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Stores a new `pending` address for `user_id`.
+#[tracing::instrument(skip_all, fields(user.id = %user_id))]
+pub async fn insert(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    address: &NewAddress,
+) -> Result<AddressRow, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO addresses (id, user_id, line1, line2, city, region, postal_code, country)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(user_id)
+    .bind(&address.line1)
+    .bind(&address.line2)
+    .bind(&address.city)
+    .bind(&address.region)
+    .bind(&address.postal_code)
+    .bind(address.country.as_str())
+    .fetch_one(conn)
+    .await?)
+}
+
+/// How many (not deleted) addresses the user has.
+#[tracing::instrument(skip_all, fields(user.id = %user_id))]
+pub async fn count_owned(conn: &mut PgConnection, user_id: Uuid) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM addresses WHERE user_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(user_id)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// The user's (not deleted) addresses, newest first.
+#[tracing::instrument(skip_all, fields(user.id = %user_id))]
+pub async fn list_owned(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Vec<AddressRow>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM addresses WHERE user_id = $1 AND deleted_at IS NULL
+         ORDER BY created_at DESC, id DESC"
+    )))
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// An address by id, deleted or not (for the geocoding job).
+#[tracing::instrument(skip_all, fields(address.id = %id))]
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<AddressRow>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM addresses WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Soft-deletes the user's address; `false` when there is no such (undeleted) address.
+#[tracing::instrument(skip_all, fields(address.id = %id))]
+pub async fn soft_delete(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE addresses SET deleted_at = now()
+         WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The buyer accepts the geocoder's partial match: `needs_review` → `verified`. `None` when the
+/// address is not the user's, is deleted, or is in another state.
+#[tracing::instrument(skip_all, fields(address.id = %id))]
+pub async fn confirm(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<AddressRow>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE addresses SET status = 'verified'
+         WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL AND status = 'needs_review'
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The outcome of geocoding, as stored on the address.
+#[derive(Debug, Clone, Default)]
+pub struct GeocodeUpdate<'a> {
+    /// `verified`, `needs_review`, `invalid` or `failed`.
+    pub status: &'a str,
+    /// Normalised address.
+    pub formatted_address: Option<&'a str>,
+    /// Latitude.
+    pub latitude: Option<f64>,
+    /// Longitude.
+    pub longitude: Option<f64>,
+    /// Geocoder place id.
+    pub place_id: Option<&'a str>,
+    /// Precision of the coordinates.
+    pub location_type: Option<&'a str>,
+    /// Address components.
+    pub components: Option<&'a Value>,
+    /// Why the address is `invalid` or `failed`.
+    pub error: Option<&'a str>,
+}
+
+/// Records the geocoding outcome on a `pending` address. Returns the updated row, or `None` when
+/// the address is no longer pending (an earlier delivery already recorded it).
+#[tracing::instrument(skip_all, fields(address.id = %id, address.status = update.status))]
+pub async fn record_geocode(
+    conn: &mut PgConnection,
+    id: Uuid,
+    update: &GeocodeUpdate<'_>,
+) -> Result<Option<AddressRow>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE addresses SET status = $2, formatted_address = $3, latitude = $4, longitude = $5,
+                place_id = $6, location_type = $7, components = $8, error = $9
+         WHERE id = $1 AND status = 'pending'
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(update.status)
+    .bind(update.formatted_address)
+    .bind(update.latitude)
+    .bind(update.longitude)
+    .bind(update.place_id)
+    .bind(update.location_type)
+    .bind(update.components)
+    .bind(update.error)
     .fetch_optional(conn)
     .await?)
 }

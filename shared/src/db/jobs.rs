@@ -199,6 +199,22 @@ pub async fn requeue(
     Ok(())
 }
 
+/// Puts a claimed job back to `queued` without counting the attempt: it never reached the
+/// external service (e.g. it had to wait for a rate-limit slot), so it must not use up the cap.
+#[tracing::instrument(skip_all, fields(job.id = %id))]
+pub async fn defer(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0),
+                error_code = $2, error_message = NULL, lease_expires_at = NULL
+         WHERE id = $1 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Ids of queued jobs of `kind`, oldest first (tests and the sweeper run them).
 #[tracing::instrument(skip_all)]
 pub async fn queued_ids(conn: &mut PgConnection, kind: &str) -> Result<Vec<Uuid>, StoreError> {

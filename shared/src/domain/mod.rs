@@ -1,9 +1,11 @@
 //! Validated domain types and the pure rules that apply to them.
 
+mod address;
 mod listing;
 mod user;
 mod validation;
 
+pub use address::{CountryCode, NewAddress};
 pub use listing::{Currency, ListingPatch, ListingSort, NewListing};
 pub use user::{Email, NewUser, Password, ProfilePatch, Username};
 pub use validation::{FieldError, ValidationErrors};

@@ -155,6 +155,83 @@ impl TestApp {
         &self.db.pool
     }
 
+    /// Signs up `username` and gives them a verified address; returns
+    /// `(user id, access token, address id)`.
+    pub async fn buyer(&self, username: &str) -> (String, String, String) {
+        let (id, token) = self.signed_up(username).await;
+        let address = self.verified_address(&id).await;
+        (id, token, address)
+    }
+
+    /// The stock gate's counter for a listing; `None` while it is not loaded.
+    pub async fn gate_counter(&self, listing_id: &str) -> Option<i64> {
+        let id: uuid::Uuid = listing_id.parse().expect("listing id");
+        self.state
+            .gate
+            .counter(id)
+            .await
+            .expect("read gate counter")
+    }
+
+    /// `(quantity, reserved)` of a listing, from Postgres.
+    pub async fn stock(&self, listing_id: &str) -> (i32, i32) {
+        let id: uuid::Uuid = listing_id.parse().expect("listing id");
+        sqlx::query_as("SELECT quantity, reserved FROM listings WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.pool())
+            .await
+            .expect("listing stock")
+    }
+
+    /// Asserts the stock invariant on every listing: `0 <= reserved <= quantity`, and `reserved`
+    /// equals the units of the lines of `pending_payment` orders for that listing.
+    pub async fn assert_stock_invariant(&self) {
+        let rows: Vec<(uuid::Uuid, i32, i32, i64)> = sqlx::query_as(
+            "SELECT l.id, l.quantity, l.reserved,
+                    COALESCE((SELECT sum(ol.quantity) FROM order_lines ol
+                              JOIN orders o ON o.id = ol.order_id
+                              WHERE ol.listing_id = l.id AND o.status = 'pending_payment'), 0)::bigint
+             FROM listings l ORDER BY l.id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .expect("stock invariant query");
+        for (id, quantity, reserved, pending) in rows {
+            assert!(
+                0 <= reserved && reserved <= quantity,
+                "listing {id}: reserved {reserved} outside 0..={quantity}"
+            );
+            assert_eq!(
+                i64::from(reserved),
+                pending,
+                "listing {id}: reserved {reserved} but pending orders hold {pending} units"
+            );
+        }
+    }
+
+    /// Waits (bounded, polling Redis) until the api's job-completion subscription is live, so a
+    /// long-poll test cannot lose the wake-up to a subscription still being set up.
+    pub async fn job_events_subscribed(&self) {
+        let channel = shared::job_events::channel(&self.settings.redis_prefix);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&channel)
+                .query_async(&mut self.redis.clone())
+                .await
+                .expect("PUBSUB NUMSUB");
+            if subscribers > 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the api never subscribed to {channel}"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Sends a request with an optional JSON body and bearer token.
     pub async fn request(
         &self,
@@ -305,5 +382,43 @@ impl Drop for TestApp {
                 self.settings.redis_prefix
             );
         }
+    }
+}
+
+/// Address geocoding: the worker side, run inline.
+impl TestApp {
+    /// What the geocoding job handler needs, built from the app's settings (`GEOCODER`,
+    /// `GOOGLE_GEOCODING_URL`, ...) exactly as a worker builds it.
+    pub fn geocode_deps(&self) -> shared::geocode::GeocodeDeps {
+        let geocoder = shared::geocode::Geocoder::from_settings(&self.settings.geocoder)
+            .expect("geocoder settings");
+        shared::geocode::GeocodeDeps::new(
+            self.pool().clone(),
+            self.redis.clone(),
+            &self.settings.redis_prefix,
+            geocoder,
+            &self.settings.geocoder,
+        )
+    }
+
+    /// Runs every queued geocoding job once, inline, as a worker would (tests never wait for
+    /// one). A job that is to be retried is `queued` again afterwards: call this again to run
+    /// the retry now, without its backoff delay.
+    pub async fn run_geocode_jobs(&self) -> Vec<shared::geocode::ProcessOutcome> {
+        let mut conn = self.pool().acquire().await.expect("connection");
+        let ids = shared::db::jobs::queued_ids(&mut conn, shared::geocode::JOB_KIND)
+            .await
+            .expect("queued jobs");
+        drop(conn);
+        let deps = self.geocode_deps();
+        let mut outcomes = Vec::new();
+        for id in ids {
+            outcomes.push(
+                shared::geocode::process(&deps, id)
+                    .await
+                    .expect("geocode job ran"),
+            );
+        }
+        outcomes
     }
 }

@@ -1,37 +1,15 @@
 //! Job handlers, one module per job, and [`register_all`], the one place they are wired up.
 //!
-//! No job is implemented yet. Each job issue adds:
+//! Every job tracked in the `jobs` table travels as a [`JobTask`] (the row id) on its own queue;
+//! its handler lives in `worker/src/jobs/<job>.rs` and adapts the delivery to the domain code in
+//! `shared`, which claims the row in Postgres first (delivery is at-least-once) and caps attempts
+//! there (apalis-redis ignores `max_attempts`, STACK.md pitfall 3).
 //!
-//! * the payload in `shared::jobs` (serde, ids only, e.g. `Checkout { order_id }`), so that the
-//!   api pushes exactly what the worker reads;
-//! * `worker/src/jobs/<job>.rs` with an idempotent handler (delivery is at-least-once):
-//!   `async fn handle(job: Checkout, ctx: Data<JobContext>, attempt: Attempt) -> Result<T, JobError>`,
-//!   returning `AbortError` for permanent failures and capping retries on `attempt.current()`,
-//!   because apalis-redis ignores `max_attempts` (pitfall 3);
-//! * one registration in [`register_all`]:
-//!
-//! ```text
-//! let monitor = if queues.includes(jobs::CHECKOUT) {
-//!     let ctx = ctx.clone();
-//!     monitor.register(move |_restarts| {
-//!         let queue = jobs::queue_name(&ctx.settings.redis_prefix, jobs::CHECKOUT);
-//!         WorkerBuilder::new(worker_name(&queue))
-//!             .backend(job_backend::<jobs::Checkout>(&ctx, jobs::CHECKOUT))
-//!             .data(ctx.clone())
-//!             .concurrency(ctx.settings.worker.concurrency) // outermost, bounds everything below
-//!             .catch_panic()                                 // a panic must not kill the worker
-//!             .enable_tracing()                              // innermost: one span per attempt
-//!             .build(checkout::handle)
-//!     })
-//! } else {
-//!     monitor
-//! };
-//! ```
-//!
-//! The factory runs again when the monitor restarts a failed worker, so it must build a fresh
-//! worker (and name) every time. `worker/tests/worker/job_queue.rs` exercises this exact shape.
+//! The worker factory runs again when the monitor restarts a failed worker, so it builds a fresh
+//! worker (and unique name) every time.
 
 mod checkout;
+mod geocode_address;
 
 use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
 use shared::{jobs, queue::JobTask};
@@ -41,21 +19,36 @@ use crate::{
     queues::{QueueSelection, job_backend, worker_name},
 };
 
+/// Registers the worker for one `JobTask` queue when `$queues` selects it. A macro rather than a
+/// function because apalis handler types are only nameable through their trait bounds.
+macro_rules! register_job {
+    ($monitor:expr, $ctx:expr, $queues:expr, $job:expr, $handler:path) => {
+        if $queues.includes($job) {
+            let ctx = $ctx.clone();
+            $monitor.register(move |_restarts| {
+                let queue = jobs::queue_name(&ctx.settings.redis_prefix, $job);
+                WorkerBuilder::new(worker_name(&queue))
+                    .backend(job_backend::<JobTask>(&ctx, $job))
+                    .data(ctx.clone())
+                    .concurrency(ctx.settings.worker.concurrency) // outermost: bounds all below
+                    .catch_panic() // a panic must not kill the worker
+                    .enable_tracing()
+                    .build($handler)
+            })
+        } else {
+            $monitor
+        }
+    };
+}
+
 /// Registers a worker for every job whose queue `queues` selects.
 pub fn register_all(monitor: Monitor, ctx: &JobContext, queues: &QueueSelection) -> Monitor {
-    let mut monitor = monitor;
-    if queues.includes(jobs::CHECKOUT) {
-        let ctx = ctx.clone();
-        monitor = monitor.register(move |_restarts| {
-            let queue = jobs::queue_name(&ctx.settings.redis_prefix, jobs::CHECKOUT);
-            WorkerBuilder::new(worker_name(&queue))
-                .backend(job_backend::<JobTask>(&ctx, jobs::CHECKOUT))
-                .data(ctx.clone())
-                .concurrency(ctx.settings.worker.concurrency) // outermost, bounds everything below
-                .catch_panic() // a panic must not kill the worker
-                .enable_tracing()
-                .build(checkout::handle)
-        });
-    }
-    monitor
+    let monitor = register_job!(monitor, ctx, queues, jobs::CHECKOUT, checkout::handle);
+    register_job!(
+        monitor,
+        ctx,
+        queues,
+        jobs::GEOCODE_ADDRESS,
+        geocode_address::handle
+    )
 }

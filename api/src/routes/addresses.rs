@@ -1,0 +1,244 @@
+//! Shipping addresses: accepted at once (202) and validated by a geocoding job.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
+use serde_json::{Value, json};
+use shared::{
+    db::{self, addresses::AddressRow},
+    domain::{NewAddress, ValidationErrors},
+    geocode::{self, SubmitError},
+};
+use uuid::Uuid;
+
+use super::Tag;
+use crate::{AppState, error::ApiError, security::BearerAuth};
+
+pub struct AddressesApi {
+    pub state: AppState,
+}
+
+/// A new address, as the buyer typed it.
+#[derive(Object)]
+struct CreateAddress {
+    /// Street and number; 1–200 characters.
+    line1: String,
+    /// Apartment, suite, ...; up to 200 characters.
+    line2: Option<String>,
+    /// 1–100 characters.
+    city: String,
+    /// State, province or county; up to 100 characters.
+    region: Option<String>,
+    /// 1–20 letters, digits, spaces and hyphens.
+    postal_code: String,
+    /// ISO 3166-1 alpha-2 code, e.g. `US`.
+    country: String,
+}
+
+impl TryFrom<CreateAddress> for NewAddress {
+    type Error = ValidationErrors;
+
+    fn try_from(b: CreateAddress) -> Result<Self, Self::Error> {
+        NewAddress::parse(
+            &b.line1,
+            b.line2.as_deref(),
+            &b.city,
+            b.region.as_deref(),
+            &b.postal_code,
+            &b.country,
+        )
+    }
+}
+
+/// A shipping address and what geocoding made of it.
+#[derive(Object)]
+struct Address {
+    id: Uuid,
+    /// `pending` (being geocoded), `verified` (usable at checkout), `needs_review` (partial
+    /// match: confirm it or enter it again), `invalid` (not found) or `failed` (could not be
+    /// checked).
+    status: String,
+    line1: String,
+    line2: Option<String>,
+    city: String,
+    region: Option<String>,
+    postal_code: String,
+    country: String,
+    /// The geocoder's normalised form.
+    formatted_address: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    /// The geocoder's place id.
+    place_id: Option<String>,
+    /// Precision of the coordinates, e.g. `ROOFTOP` or `APPROXIMATE`.
+    location_type: Option<String>,
+    /// Address components as the geocoder returned them.
+    components: Option<Value>,
+    /// Why the address is `invalid` or `failed`.
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<AddressRow> for Address {
+    fn from(a: AddressRow) -> Self {
+        Self {
+            id: a.id,
+            status: a.status,
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            region: a.region,
+            postal_code: a.postal_code,
+            country: a.country,
+            formatted_address: a.formatted_address,
+            latitude: a.latitude,
+            longitude: a.longitude,
+            place_id: a.place_id,
+            location_type: a.location_type,
+            components: a.components,
+            error: a.error,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+/// An accepted address and the job validating it.
+#[derive(Object)]
+struct AddressAccepted {
+    /// The address, `pending` until the job finishes.
+    address: Address,
+    /// The geocoding job.
+    job_id: Uuid,
+    /// `GET` this URL (optionally with `?wait=<seconds>`) for the job's state.
+    status_url: String,
+}
+
+/// The caller's addresses, newest first.
+#[derive(Object)]
+struct AddressList {
+    items: Vec<Address>,
+}
+
+#[derive(ApiResponse)]
+enum Accepted {
+    /// Address stored as `pending`; geocoding runs in the background.
+    #[oai(status = 202)]
+    Address(Json<AddressAccepted>),
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        let message = e.to_string();
+        match e {
+            SubmitError::TooManyAddresses => Self::unprocessable(
+                "too_many_addresses",
+                message,
+                json!({ "max": geocode::MAX_ADDRESSES_PER_USER }),
+            ),
+            SubmitError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl AddressesApi {
+    /// The caller's address; 404 for anyone else's (ids are not disclosed).
+    async fn owned(&self, id: Uuid, user_id: Uuid) -> Result<AddressRow, ApiError> {
+        let mut conn = self.state.pool.acquire().await?;
+        db::addresses::find_owned(&mut conn, id, user_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("address"))
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1/addresses", tag = "Tag::Addresses")]
+impl AddressesApi {
+    /// Add a shipping address. Answers 202 with the address (`pending`) and a job to poll;
+    /// only `verified` addresses can be used at checkout.
+    #[oai(path = "/", method = "post", operation_id = "create_address")]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        body: Json<CreateAddress>,
+    ) -> Result<Accepted, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let address = NewAddress::try_from(body.0)?;
+        let submitted = geocode::submit(&self.state.pool, user.id, &address).await?;
+        let job_id = submitted.job.id;
+        // The rows are committed: if this push is lost, the sweeper re-pushes the job.
+        if let Err(e) = self
+            .state
+            .queue
+            .push(shared::jobs::GEOCODE_ADDRESS, job_id)
+            .await
+        {
+            tracing::warn!(error.message = %e, "geocode push failed; left for the sweeper");
+        }
+        Ok(Accepted::Address(Json(AddressAccepted {
+            address: submitted.address.into(),
+            job_id,
+            status_url: format!("/api/v1/jobs/{job_id}"),
+        })))
+    }
+
+    /// The caller's addresses, newest first.
+    #[oai(path = "/", method = "get", operation_id = "list_addresses")]
+    async fn list(&self, auth: BearerAuth) -> Result<Json<AddressList>, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let mut conn = self.state.pool.acquire().await?;
+        let rows = db::addresses::list_owned(&mut conn, user.id).await?;
+        Ok(Json(AddressList {
+            items: rows.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// One of the caller's addresses.
+    #[oai(path = "/:id", method = "get", operation_id = "get_address")]
+    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Address>, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        Ok(Json(self.owned(id.0, user.id).await?.into()))
+    }
+
+    /// Delete an address. Orders already placed keep their own copy of it.
+    #[oai(path = "/:id", method = "delete", operation_id = "delete_address")]
+    async fn delete(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<NoContent, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let mut conn = self.state.pool.acquire().await?;
+        if !db::addresses::soft_delete(&mut conn, id.0, user.id).await? {
+            return Err(ApiError::not_found("address"));
+        }
+        Ok(NoContent::Done)
+    }
+
+    /// Accept the geocoder's partial match: `needs_review` → `verified`. Any other state is a
+    /// 409 `address_not_reviewable`.
+    #[oai(
+        path = "/:id/confirm",
+        method = "post",
+        operation_id = "confirm_address"
+    )]
+    async fn confirm(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Address>, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let mut conn = self.state.pool.acquire().await?;
+        if let Some(row) = db::addresses::confirm(&mut conn, id.0, user.id).await? {
+            return Ok(Json(row.into()));
+        }
+        drop(conn);
+        let current = self.owned(id.0, user.id).await?;
+        Err(ApiError::conflict(
+            "address_not_reviewable",
+            format!(
+                "only an address in needs_review can be confirmed; this one is {}",
+                current.status
+            ),
+            json!({ "status": current.status }),
+        ))
+    }
+}

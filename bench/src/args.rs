@@ -1,0 +1,256 @@
+//! Command-line flags, parsed by hand (a handful of `--name value` pairs), with environment
+//! fallbacks for the connection settings the servers also read.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+
+pub(crate) const USAGE: &str = "\
+bench: drives the real HTTP API with many concurrent buyers.
+
+USAGE:
+  bench [SCENARIO...] [FLAGS]       run scenarios (default: hot wide) against running servers
+  bench reset-db [--database-url URL]   drop and create the database named in the URL
+  bench wait-ready [--api URL] [--timeout-secs N]   wait until GET /health/ready answers 200
+  bench clean-redis --redis-prefix bench-...   delete a bench run's Redis keys (queues, gate)
+
+SCENARIOS:
+  hot    many buyers race for few units of one listing (thundering herd at one instant)
+  wide   many buyers, many listings with plenty of stock, a bounded number of requests in flight
+
+FLAGS (environment fallback in brackets):
+  --api URL                 api base URL [BENCH_API] (http://127.0.0.1:8080)
+  --database-url URL        the servers' database [DATABASE_URL] (postgres://postgres@127.0.0.1:5432/marketplace)
+  --redis-url URL           [REDIS_URL] (redis://127.0.0.1:6379), to read the stock gate counters
+  --redis-prefix P          the servers' REDIS_PREFIX [REDIS_PREFIX] (mp)
+  --api-pid PID             api process (default: the only process named `api`)
+  --worker-pid PID          worker process (default: the only process named `worker`)
+  --hot-buyers N            (1000)
+  --hot-units N             units of the hot listing (100)
+  --hot-concurrency N       checkout requests in flight at once, 0 = all at once (0)
+  --wide-buyers N           (3000)
+  --wide-listings N         (500)
+  --wide-stock N            units per wide listing (1000000)
+  --wide-concurrency N      checkout requests in flight at once (64)
+  --setup-concurrency N     parallel requests while seeding (2 x cores)
+  --job-timeout-secs N      give up waiting for a job after this long (60)
+  --no-poll                 do not long-poll jobs over HTTP; watch them finish in Postgres instead
+  --out-dir DIR             where JSON summaries go (bench-results)
+  --label TEXT              free text stored in the JSON (e.g. the server settings)
+";
+
+/// Which load shape to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scenario {
+    /// Many buyers, one listing with few units.
+    Hot,
+    /// Many buyers spread over many well-stocked listings.
+    Wide,
+}
+
+impl Scenario {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Scenario::Hot => "hot",
+            Scenario::Wide => "wide",
+        }
+    }
+}
+
+/// What to run and against what.
+#[derive(Debug, Clone)]
+pub(crate) struct RunArgs {
+    pub api: String,
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub api_pid: Option<u32>,
+    pub worker_pid: Option<u32>,
+    pub scenarios: Vec<Scenario>,
+    pub hot_buyers: usize,
+    pub hot_units: i64,
+    pub hot_concurrency: usize,
+    pub wide_buyers: usize,
+    pub wide_listings: usize,
+    pub wide_stock: i64,
+    pub wide_concurrency: usize,
+    pub setup_concurrency: usize,
+    pub job_timeout: Duration,
+    pub poll: bool,
+    pub out_dir: PathBuf,
+    pub label: Option<String>,
+}
+
+/// The sub-command.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Run(Box<RunArgs>),
+    ResetDb { database_url: String },
+    WaitReady { api: String, timeout: Duration },
+    CleanRedis { redis_url: String, prefix: String },
+    Help,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    value
+        .trim()
+        .replace('_', "")
+        .parse()
+        .with_context(|| format!("{flag}: {value:?} is not a valid number"))
+}
+
+/// Parses `args` (without the program name).
+pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Command> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut run = RunArgs {
+        api: env_or("BENCH_API", "http://127.0.0.1:8080"),
+        database_url: env_or(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/marketplace",
+        ),
+        redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+        redis_prefix: env_or("REDIS_PREFIX", "mp"),
+        api_pid: None,
+        worker_pid: None,
+        scenarios: Vec::new(),
+        hot_buyers: 1000,
+        hot_units: 100,
+        hot_concurrency: 0,
+        wide_buyers: 3000,
+        wide_listings: 500,
+        wide_stock: 1_000_000,
+        wide_concurrency: 64,
+        setup_concurrency: 2 * cores,
+        job_timeout: Duration::from_secs(60),
+        poll: true,
+        out_dir: PathBuf::from("bench-results"),
+        label: None,
+    };
+    let mut sub: Option<String> = None;
+    let mut timeout = Duration::from_secs(30);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || -> anyhow::Result<String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args
+                    .next()
+                    .with_context(|| format!("{flag} needs a value (see --help)")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--api" => run.api = value()?.trim_end_matches('/').to_owned(),
+            "--database-url" => run.database_url = value()?,
+            "--redis-url" => run.redis_url = value()?,
+            "--redis-prefix" => run.redis_prefix = value()?,
+            "--api-pid" => run.api_pid = Some(number(&flag, &value()?)?),
+            "--worker-pid" => run.worker_pid = Some(number(&flag, &value()?)?),
+            "--hot-buyers" => run.hot_buyers = number(&flag, &value()?)?,
+            "--hot-units" => run.hot_units = number(&flag, &value()?)?,
+            "--hot-concurrency" => run.hot_concurrency = number(&flag, &value()?)?,
+            "--wide-buyers" => run.wide_buyers = number(&flag, &value()?)?,
+            "--wide-listings" => run.wide_listings = number(&flag, &value()?)?,
+            "--wide-stock" => run.wide_stock = number(&flag, &value()?)?,
+            "--wide-concurrency" => run.wide_concurrency = number(&flag, &value()?)?,
+            "--setup-concurrency" => run.setup_concurrency = number(&flag, &value()?)?,
+            "--job-timeout-secs" => {
+                run.job_timeout = Duration::from_secs(number(&flag, &value()?)?);
+            }
+            "--timeout-secs" => timeout = Duration::from_secs(number(&flag, &value()?)?),
+            "--no-poll" => run.poll = false,
+            "--out-dir" => run.out_dir = PathBuf::from(value()?),
+            "--label" => run.label = Some(value()?),
+            "hot" => run.scenarios.push(Scenario::Hot),
+            "wide" => run.scenarios.push(Scenario::Wide),
+            "reset-db" | "wait-ready" | "clean-redis" if sub.is_none() => sub = Some(flag),
+            other => bail!("unknown argument {other:?} (see --help)"),
+        }
+    }
+    if run.hot_buyers == 0 || run.wide_buyers == 0 || run.wide_listings == 0 {
+        bail!("--hot-buyers, --wide-buyers and --wide-listings must be at least 1");
+    }
+    if run.setup_concurrency == 0 || run.wide_concurrency == 0 {
+        bail!("--setup-concurrency and --wide-concurrency must be at least 1");
+    }
+    if !(1..=1_000_000).contains(&run.hot_units) || !(1..=1_000_000).contains(&run.wide_stock) {
+        bail!("--hot-units and --wide-stock must be between 1 and 1000000 (the API's limit)");
+    }
+    match sub.as_deref() {
+        Some("reset-db") => Ok(Command::ResetDb {
+            database_url: run.database_url,
+        }),
+        Some("wait-ready") => Ok(Command::WaitReady {
+            api: run.api,
+            timeout,
+        }),
+        Some("clean-redis") => {
+            // Only a prefix that `bench/run` made up: never another deployment's keys.
+            if !run.redis_prefix.starts_with("bench-") || run.redis_prefix.len() < 10 {
+                bail!("clean-redis only deletes prefixes like bench-<random>");
+            }
+            Ok(Command::CleanRedis {
+                redis_url: run.redis_url,
+                prefix: run.redis_prefix,
+            })
+        }
+        _ => {
+            if run.scenarios.is_empty() {
+                run.scenarios = vec![Scenario::Hot, Scenario::Wide];
+            }
+            Ok(Command::Run(Box::new(run)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_strs(args: &[&str]) -> anyhow::Result<Command> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn flags_take_separate_or_inline_values() {
+        let Command::Run(run) = parse_strs(&[
+            "hot",
+            "--hot-buyers",
+            "50",
+            "--wide-stock=1_000",
+            "--api",
+            "http://x:1/",
+        ])
+        .unwrap() else {
+            panic!("expected a run");
+        };
+        assert_eq!(run.scenarios, vec![Scenario::Hot]);
+        assert_eq!(run.hot_buyers, 50);
+        assert_eq!(run.wide_stock, 1000);
+        assert_eq!(run.api, "http://x:1");
+    }
+
+    #[test]
+    fn no_scenario_means_both_and_unknown_flags_are_refused() {
+        let Command::Run(run) = parse_strs(&[]).unwrap() else {
+            panic!("expected a run");
+        };
+        assert_eq!(run.scenarios, vec![Scenario::Hot, Scenario::Wide]);
+        assert!(parse_strs(&["--nope"]).is_err());
+        assert!(parse_strs(&["--hot-buyers"]).is_err());
+    }
+}
