@@ -61,6 +61,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// `ORDER_TTL_SECS` (900): how long a pending order holds its reservation.
     pub order_ttl: Duration,
+    /// `PLATFORM_FEE_BPS` (1000 = 10 %): the platform's cut of each sale, in basis points.
+    pub platform_fee_bps: i64,
     /// `MAX_BODY_BYTES` (65536): request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
     /// Worker fleet settings.
@@ -220,6 +222,10 @@ impl Settings {
                 login_failure_window: env.secs("LOGIN_FAILURE_WINDOW_SECS", 900)?,
             },
             order_ttl: env.secs("ORDER_TTL_SECS", 900)?,
+            platform_fee_bps: match env.parse("PLATFORM_FEE_BPS", 1000)? {
+                bps @ 0..=10_000 => bps,
+                _ => return Err(env.invalid("PLATFORM_FEE_BPS", "must be between 0 and 10000".into())),
+            },
             max_body_bytes: env.parse("MAX_BODY_BYTES", 64 * 1024)?,
             worker: WorkerSettings {
                 concurrency: env.parse("WORKER_CONCURRENCY", 8)?,

@@ -4,6 +4,7 @@
 pub mod addresses;
 pub mod cart;
 pub mod jobs;
+pub mod ledger;
 pub mod listings;
 pub mod orders;
 pub mod tokens;
