@@ -20,6 +20,15 @@ pub struct JobTask {
     pub job_id: Uuid,
 }
 
+/// The task of a periodic job (expiry, reconciliation, sweeps): no `jobs` row, only the tick it
+/// belongs to. Periodic handlers are idempotent by construction, and the tick doubles as the
+/// Redis idempotency key so a tick emitted twice (two schedulers, a retry) is queued once.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TickTask {
+    /// The scheduled time of the tick (Unix seconds).
+    pub scheduled_at: i64,
+}
+
 /// A push that did not reach Redis.
 #[derive(Debug, thiserror::Error)]
 #[error("could not push {queue} task {job_id}: {reason}")]
@@ -84,5 +93,22 @@ impl JobQueue {
                 job_id,
                 reason: e.to_string(),
             })
+    }
+}
+
+impl JobQueue {
+    /// Pushes the tick `scheduled_at` of periodic job `job`, deduplicated by Redis with the
+    /// idempotency key `<job>-<scheduled_at>` (kept for a day): a tick emitted twice is queued once.
+    pub async fn push_tick(&self, job: &str, scheduled_at: i64) -> Result<(), PushError> {
+        let config = jobs::redis_config(&self.prefix, job, &self.worker);
+        let mut storage = RedisStorage::<TickTask>::new(self.redis.clone()).with_config(config);
+        let task = TaskBuilder::new(TickTask { scheduled_at })
+            .idempotency_key(format!("{job}-{scheduled_at}"))
+            .build();
+        storage.push_task(task).await.map_err(|e| PushError {
+            queue: jobs::queue_name(&self.prefix, job),
+            job_id: Uuid::nil(),
+            reason: e.to_string(),
+        })
     }
 }
