@@ -100,6 +100,12 @@ impl ApiError {
         ))
     }
 
+    /// 404 `not_found`, exactly what an unknown path answers: for routes that exist only in
+    /// some configurations (e.g. development payment mode).
+    pub fn no_such_route() -> Self {
+        Self::NotFound(body("not_found", "not found", json!({})))
+    }
+
     /// 409 with a code and details.
     pub fn conflict(code: &str, message: impl Into<String>, details: Value) -> Self {
         Self::Conflict(body(code, message, details))

@@ -3,6 +3,7 @@
 pub mod body_limit;
 pub mod error;
 pub mod job_waiter;
+pub mod observe;
 pub mod routes;
 pub mod security;
 pub mod state;
@@ -39,7 +40,10 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
         .nest("/", service)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .at("/metrics", poem::get(observe::metrics_endpoint))
         .with(body_limit::BodyLimit::new(max_body))
+        // Inside the error policy: it still sees which operation answered, also for errors.
+        .around(observe::observe)
         .around(error::json_errors)
         .with(Tracing)
         .with(RequestId::default())

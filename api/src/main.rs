@@ -13,6 +13,9 @@ async fn main() -> std::process::ExitCode {
     };
     shared::telemetry::init("info,sqlx=warn", settings.log_format);
     shared::payments::install_crypto_provider();
+    // Kept until main returns: dropping it flushes the reports still queued.
+    let _sentry =
+        shared::telemetry::init_sentry(&settings.sentry, "api", env!("CARGO_PKG_VERSION"));
     let result = match std::env::args().nth(1).as_deref() {
         None | Some("serve") => api::run(settings).await,
         Some("migrate") => api::migrate(&settings).await,

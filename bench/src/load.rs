@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::{Barrier, Semaphore};
 use uuid::Uuid;
@@ -140,44 +141,50 @@ pub(crate) async fn run(
     })
 }
 
-/// Without HTTP polling: waits until Postgres shows every accepted job final, and takes the
-/// moment each was first seen final (a 5 ms poll) as its finish time.
+/// `(id, status, error_code, finished_at)` of a job.
+type FinalRow = (Uuid, String, Option<String>, Option<DateTime<Utc>>);
+
+/// Without HTTP polling: waits until Postgres shows every accepted job final, then takes each
+/// job's `finished_at` (same machine, same clock) as its finish time.
 async fn watch_in_postgres(
     pool: &PgPool,
     outcomes: &mut [Outcome],
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let mut pending: HashMap<Uuid, usize> = outcomes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| Some((o.job_id?, i)))
-        .collect();
+    let ids: Vec<Uuid> = outcomes.iter().filter_map(|o| o.job_id).collect();
     let deadline = Instant::now() + timeout;
-    while !pending.is_empty() && Instant::now() < deadline {
-        let ids: Vec<Uuid> = pending.keys().copied().collect();
-        let done: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, status, error_code FROM jobs
-             WHERE id = ANY($1) AND status IN ('succeeded', 'failed')",
+    loop {
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE id = ANY($1) AND status IN ('succeeded', 'failed')",
         )
         .bind(&ids)
-        .fetch_all(pool)
+        .fetch_one(pool)
         .await?;
-        let now = Instant::now();
-        for (id, status, code) in done {
-            if let Some(i) = pending.remove(&id) {
-                outcomes[i].finished = Some(now);
-                outcomes[i].final_status = Some(status);
-                outcomes[i].final_error_code = code;
-            }
+        if done as usize >= ids.len() || Instant::now() >= deadline {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for (id, i) in pending {
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
+    let rows: Vec<FinalRow> =
+        sqlx::query_as("SELECT id, status, error_code, finished_at FROM jobs WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(pool)
             .await?;
-        outcomes[i].final_status = Some(format!("timeout:{}", status.unwrap_or_default()));
+    let (now, now_utc) = (Instant::now(), Utc::now());
+    let by_id: HashMap<Uuid, _> = rows.into_iter().map(|r| (r.0, r)).collect();
+    for o in outcomes.iter_mut() {
+        let Some((_, status, code, finished_at)) = o.job_id.and_then(|id| by_id.get(&id)) else {
+            continue;
+        };
+        match finished_at {
+            Some(at) if status == "succeeded" || status == "failed" => {
+                let ago = (now_utc - *at).to_std().unwrap_or_default();
+                o.finished = Some(now.checked_sub(ago).unwrap_or(now));
+                o.final_status = Some(status.clone());
+                o.final_error_code = code.clone();
+            }
+            _ => o.final_status = Some(format!("timeout:{status}")),
+        }
     }
     Ok(())
 }

@@ -65,6 +65,13 @@ pub(crate) fn checks(s: &Summary) -> Vec<Check> {
             t.completed_per_s >= 1500.0,
         ));
     }
+    let stall = s.timeline.longest_stall_ms;
+    c.push(check(
+        "longest stall (jobs queued, none finishing)",
+        "< 1000 ms",
+        format!("{stall:.0} ms"),
+        stall < 1000.0,
+    ));
     let cpu = s.cpu_per_checkout.server_total_ms;
     c.push(check(
         "server CPU per completed checkout",
@@ -125,10 +132,11 @@ pub(crate) fn print(s: &Summary) {
         t.http_requests_per_s
     );
     println!(
-        "completed {} in {:.3} s = {:.0} checkouts/s; not completed {:?}; longest stall {:.0} ms",
+        "completed {} in {:.3} s = {:.0} checkouts/s ({:.0}/s from first to last success); not completed {:?}; longest stall {:.0} ms",
         t.completed,
         t.completed_window_s,
         t.completed_per_s,
+        t.completed_steady_per_s,
         t.not_completed,
         s.timeline.longest_stall_ms
     );
@@ -181,6 +189,14 @@ pub(crate) fn print(s: &Summary) {
         per.postgres_ms,
         per.redis_ms,
         per.server_total_per_request_ms
+    );
+    let pg = &s.postgres_work;
+    println!(
+        "postgres (cluster-wide): {} write transactions ({:.2} per checkout), {:.0} KiB WAL ({:.0} B per checkout)",
+        pg.write_transactions,
+        pg.write_transactions_per_checkout,
+        pg.wal_bytes / 1024.0,
+        pg.wal_bytes_per_checkout
     );
     let m = &s.memory;
     println!(

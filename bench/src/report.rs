@@ -15,7 +15,7 @@ use crate::{
     procstat::{CpuUsage, Memory},
     stats::Latency,
     timeline::Timeline,
-    verify::{Integrity, Jobs},
+    verify::{Integrity, Jobs, PgWork},
 };
 
 /// How the scenario was set up.
@@ -69,6 +69,9 @@ pub(crate) struct Throughput {
     pub completed_window_s: f64,
     /// `completed / completed_window_s`.
     pub completed_per_s: f64,
+    /// Completions per second between the first and the last success: the worker's pace once
+    /// it runs, without the time before the first job finished (e.g. a stalled pickup).
+    pub completed_steady_per_s: f64,
     /// final status → count for jobs not `succeeded` (failed, timeout, poll errors).
     pub not_completed: BTreeMap<String, usize>,
 }
@@ -132,6 +135,7 @@ pub(crate) struct Summary {
     pub integrity: Integrity,
     pub cpu_s: CpuUsage,
     pub cpu_per_checkout: CpuPerCheckout,
+    pub postgres_work: PgWork,
     pub memory: ServerMemory,
     /// Answers other than 202/409 (status and body), first few.
     pub unexpected: Vec<String>,
@@ -194,6 +198,14 @@ pub(crate) fn throughput(phase: &Phase) -> Throughput {
     t.checkout_requests_per_s = per_s(o.len() as f64, t.all_answered_s);
     t.http_requests_per_s = per_s(phase.requests as f64, t.drain_s);
     t.completed_per_s = per_s(t.completed as f64, t.completed_window_s);
+    let successes = o
+        .iter()
+        .filter(|o| o.final_status.as_deref() == Some("succeeded"))
+        .filter_map(|o| o.finished);
+    if let (Some(a), Some(b)) = (successes.clone().min(), successes.max()) {
+        t.completed_steady_per_s =
+            per_s(t.completed.saturating_sub(1) as f64, (b - a).as_secs_f64());
+    }
     t
 }
 

@@ -1,7 +1,6 @@
 //! One scenario end to end: seed, warm up, measure, verify, report.
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -17,12 +16,13 @@ use uuid::Uuid;
 use crate::{
     args::{RunArgs, Scenario},
     client::Api,
-    load::{self, Load},
+    load::{self, Load, Phase},
     output,
-    procstat::{self, Targets},
+    procstat::{self, CpuUsage, Targets},
     report::{self, Config, ServerMemory, Summary, Warmup},
     setup::{self, Plan},
-    timeline, verify,
+    timeline,
+    verify::{self, PgCounters},
 };
 
 /// Server settings worth recording next to the figures, read from the bench's own environment
@@ -73,6 +73,15 @@ fn database_name(url: &str) -> String {
     path.split('?').next().unwrap_or_default().to_owned()
 }
 
+/// What the measured phase produced.
+struct Measured {
+    phase: Phase,
+    cpu: CpuUsage,
+    memory: ServerMemory,
+    pg_before: PgCounters,
+    pg_after: PgCounters,
+}
+
 /// Runs `scenario` and returns the path of its JSON summary.
 pub(crate) async fn run(
     scenario: Scenario,
@@ -85,38 +94,25 @@ pub(crate) async fn run(
         database: database_name(&args.database_url),
     };
     let plan = plan(scenario, args);
-    let concurrency = match scenario {
-        Scenario::Hot => (args.hot_concurrency > 0).then_some(args.hot_concurrency),
-        Scenario::Wide => Some(args.wide_concurrency),
+    let load = Load {
+        concurrency: match scenario {
+            Scenario::Hot => (args.hot_concurrency > 0).then_some(args.hot_concurrency),
+            Scenario::Wide => Some(args.wide_concurrency),
+        },
+        poll: args.poll,
+        job_timeout: args.job_timeout,
     };
     let api = Arc::new(Api::new(&args.api, plan.buyers + 64)?);
     let started_at = Utc::now();
     eprintln!("{}: setting up {} buyers", scenario.name(), plan.buyers);
     let setup_started = Instant::now();
     let seeded = setup::seed(&api, pool, &plan, args.setup_concurrency).await?;
-    load::warm_up(&api, concurrency.unwrap_or(plan.buyers)).await?;
+    load::warm_up(&api, load.concurrency.unwrap_or(plan.buyers)).await?;
     let warmup = warm_up_worker(&api, pool, &seeded.canaries).await?;
     let setup_s = setup_started.elapsed().as_secs_f64();
 
     eprintln!("{}: measuring", scenario.name());
-    let hz = procstat::clock_ticks_per_sec();
-    let api_before = procstat::memory(targets.api)?;
-    let worker_before = procstat::memory(targets.worker)?;
-    let before = procstat::sample(&targets);
-    let load = Load {
-        concurrency,
-        poll: args.poll,
-        job_timeout: args.job_timeout,
-    };
-    let phase = load::run(&api, pool, &seeded.buyers, &load).await?;
-    let after = procstat::sample(&targets);
-    let cpu = procstat::usage(&before, &after, hz);
-    let memory = ServerMemory {
-        api: procstat::memory(targets.api)?,
-        worker: procstat::memory(targets.worker)?,
-        api_before,
-        worker_before,
-    };
+    let m = measure(&api, pool, &targets, &seeded.buyers, &load).await?;
 
     let buyer_ids: Vec<Uuid> = seeded.buyers.iter().map(|b| b.id).collect();
     let integrity = verify::integrity(
@@ -127,46 +123,82 @@ pub(crate) async fn run(
         &buyer_ids,
     )
     .await?;
-    let jobs = verify::jobs(pool, &buyer_ids).await?;
-    let throughput = report::throughput(&phase);
-    let cpu_per_checkout =
-        report::cpu_per_checkout(&cpu, throughput.completed, throughput.checkout_requests);
-    let server_env: BTreeMap<String, String> = SERVER_ENV
-        .iter()
-        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
-        .collect();
+    let throughput = report::throughput(&m.phase);
     let mut summary = Summary {
         scenario: scenario.name().into(),
         started_at: started_at.to_rfc3339(),
-        config: Config {
-            api: args.api.clone(),
-            buyers: plan.buyers,
-            listings: plan.listings.len(),
-            units_per_listing: plan.listings.first().map_or(0, |l| l.0),
-            concurrency,
-            poll_over_http: args.poll,
-            api_pid: targets.api,
-            worker_pid: targets.worker,
-            server_env,
-            label: args.label.clone(),
-        },
+        config: config(args, &plan, &targets, &load),
         setup_s,
         warmup,
-        latency_ms: report::latencies(&phase.outcomes),
-        unexpected: report::unexpected(&phase.outcomes),
-        throughput,
-        server_side_jobs: jobs,
+        latency_ms: report::latencies(&m.phase.outcomes),
+        unexpected: report::unexpected(&m.phase.outcomes),
+        server_side_jobs: verify::jobs(pool, &buyer_ids).await?,
         integrity,
-        cpu_s: cpu,
-        cpu_per_checkout,
-        memory,
+        cpu_per_checkout: report::cpu_per_checkout(
+            &m.cpu,
+            throughput.completed,
+            throughput.checkout_requests,
+        ),
+        postgres_work: verify::pg_work(m.pg_before, m.pg_after, throughput.completed),
+        throughput,
+        cpu_s: m.cpu,
+        memory: m.memory,
         checks: Vec::new(),
-        timeline: timeline::of(&phase.outcomes),
+        timeline: timeline::of(&m.phase.outcomes),
     };
     summary.checks = output::checks(&summary);
     output::print(&summary);
-    let stamp = started_at.format("%Y%m%dT%H%M%SZ").to_string();
+    // Milliseconds: two quick scenarios can start within the same second.
+    let stamp = started_at.format("%Y%m%dT%H%M%S%.3fZ").to_string();
     report::write(&summary, &args.out_dir, &stamp)
+}
+
+/// The measured phase with the process and Postgres readings around it.
+async fn measure(
+    api: &Arc<Api>,
+    pool: &PgPool,
+    targets: &Targets,
+    buyers: &[setup::Buyer],
+    load: &Load,
+) -> anyhow::Result<Measured> {
+    let hz = procstat::clock_ticks_per_sec();
+    let api_before = procstat::memory(targets.api)?;
+    let worker_before = procstat::memory(targets.worker)?;
+    let pg_before = verify::pg_counters(pool).await?;
+    let before = procstat::sample(targets);
+    let phase = load::run(api, pool, buyers, load).await?;
+    let after = procstat::sample(targets);
+    let pg_after = verify::pg_counters(pool).await?;
+    Ok(Measured {
+        phase,
+        cpu: procstat::usage(&before, &after, hz),
+        memory: ServerMemory {
+            api: procstat::memory(targets.api)?,
+            worker: procstat::memory(targets.worker)?,
+            api_before,
+            worker_before,
+        },
+        pg_before,
+        pg_after,
+    })
+}
+
+fn config(args: &RunArgs, plan: &Plan, targets: &Targets, load: &Load) -> Config {
+    Config {
+        api: args.api.clone(),
+        buyers: plan.buyers,
+        listings: plan.listings.len(),
+        units_per_listing: plan.listings.first().map_or(0, |l| l.0),
+        concurrency: load.concurrency,
+        poll_over_http: load.poll,
+        api_pid: targets.api,
+        worker_pid: targets.worker,
+        server_env: SERVER_ENV
+            .iter()
+            .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
+            .collect(),
+        label: args.label.clone(),
+    }
 }
 
 /// Runs the canaries' checkouts and waits for them, so the measured phase does not include a

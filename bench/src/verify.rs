@@ -184,3 +184,44 @@ pub(crate) async fn jobs(pool: &PgPool, buyers: &[Uuid]) -> anyhow::Result<Jobs>
         created_to_finished_ms: column(|t| t.2),
     })
 }
+
+/// Cluster-wide Postgres counters that need no statistics flush: the next transaction id (write
+/// transactions) and the WAL position.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PgCounters {
+    xid: i64,
+    wal_bytes: f64,
+}
+
+/// Reads the counters now (without taking a transaction id itself).
+pub(crate) async fn pg_counters(pool: &PgPool) -> anyhow::Result<PgCounters> {
+    let (xid, wal_bytes): (i64, f64) = sqlx::query_as(
+        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+                pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(PgCounters { xid, wal_bytes })
+}
+
+/// Postgres work per completed checkout (cluster-wide: other databases' writes count too).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PgWork {
+    pub write_transactions: i64,
+    pub wal_bytes: f64,
+    pub write_transactions_per_checkout: f64,
+    pub wal_bytes_per_checkout: f64,
+}
+
+/// The work between two readings, per completed checkout.
+pub(crate) fn pg_work(before: PgCounters, after: PgCounters, completed: usize) -> PgWork {
+    let n = completed.max(1) as f64;
+    let write_transactions = after.xid - before.xid;
+    let wal_bytes = after.wal_bytes - before.wal_bytes;
+    PgWork {
+        write_transactions,
+        wal_bytes,
+        write_transactions_per_checkout: write_transactions as f64 / n,
+        wal_bytes_per_checkout: wal_bytes / n,
+    }
+}

@@ -4,6 +4,11 @@
 //! for every job (STYLE convention 10). `main` only reads the settings and sets up telemetry;
 //! everything else lives here so that tests can drive it. Schedules are registered in one
 //! place, [`schedules::register_all`].
+//!
+//! Every replica runs every schedule, but only the holder of the leader lock
+//! ([`shared::leader`]) pushes the ticks; the others count them as `not_leader`. If the leader
+//! dies, another replica takes the lock within 1.3 × `SCHEDULER_LEADER_TTL_SECS` (13 s by
+//! default) and emits the next ticks.
 
 pub mod schedules;
 
@@ -15,6 +20,9 @@ use futures::FutureExt as _;
 use redis::aio::ConnectionManager;
 use shared::{
     config::Settings,
+    leader::LeaderLock,
+    metrics,
+    queue::JobQueue,
     shutdown::{StopSignal, shutdown_signal},
 };
 use sqlx::PgPool;
@@ -32,6 +40,10 @@ pub struct SchedulerContext {
     pub redis: ConnectionManager,
     /// The process settings (queue prefix, ...).
     pub settings: Arc<Settings>,
+    /// The producer side of the queues the ticks go to.
+    pub queue: JobQueue,
+    /// This replica's view of the leader lock; ticks are only pushed while it leads.
+    pub leader: LeaderLock,
 }
 
 impl SchedulerContext {
@@ -43,10 +55,20 @@ impl SchedulerContext {
         let redis = shared::kv::connect_redis(&settings.redis_url)
             .await
             .context("Failed to connect to Redis (REDIS_URL)")?;
+        let queue = JobQueue::new(redis.clone(), &settings.redis_prefix, &settings.worker);
+        let holder = format!("{}-{}", shared::telemetry::host_name(), std::process::id());
+        let leader = LeaderLock::new(
+            redis.clone(),
+            &settings.redis_prefix,
+            &holder,
+            settings.scheduler.leader_ttl,
+        );
         Ok(Self {
             pool,
             redis,
             settings: Arc::new(settings),
+            queue,
+            leader,
         })
     }
 }
@@ -57,7 +79,30 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Installed before connecting, so a SIGTERM during start-up is a clean stop, not a kill.
     let signal = shutdown_signal().context("Failed to install signal handlers")?;
     let ctx = SchedulerContext::connect(settings).await?;
-    let signal = run_until_stopped(build_monitor(&ctx), signal).await?;
+    if let Some(addr) = ctx.settings.metrics_addr {
+        let bound = metrics::serve(addr, metrics::SCHEDULER_FAMILIES, None)
+            .await
+            .with_context(|| format!("Failed to listen on METRICS_ADDR {addr}"))?;
+        tracing::info!(metrics.addr = %bound, "metrics listening");
+    }
+    metrics::LEADER.set(&[], 0.0);
+    // The lock is kept (or sought) until the monitor has stopped, then released at once, so
+    // another replica takes over without waiting for it to expire.
+    let (stop_leading, stopped) = tokio::sync::oneshot::channel::<()>();
+    let leader = ctx.leader.clone();
+    let leading = tokio::spawn(async move {
+        leader
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let outcome = run_until_stopped(build_monitor(&ctx), signal).await;
+    let _ = stop_leading.send(());
+    if let Err(e) = leading.await {
+        tracing::warn!(error.message = %e, "the leader lock task ended abnormally");
+    }
+    let signal = outcome?;
     tracing::info!(%signal, "scheduler stopped");
     Ok(())
 }

@@ -15,6 +15,9 @@ async fn main() -> ExitCode {
         }
     };
     shared::telemetry::init("info", settings.log_format);
+    // Kept until main returns: dropping it flushes the reports still queued.
+    let _sentry =
+        shared::telemetry::init_sentry(&settings.sentry, "scheduler", env!("CARGO_PKG_VERSION"));
     report_exit(scheduler::run(settings).await)
 }
 

@@ -1,49 +1,79 @@
 //! Every schedule of the scheduler, registered in [`register_all`].
 //!
-//! No schedule exists yet. Each sweep job issue adds its payload to `shared::jobs`, its handler
-//! to the worker, and here a cron worker whose tick only pushes that job:
+//! One cron worker per periodic job (`SCHEDULE_<JOB>`: a cron expression with seconds, in UTC,
+//! or `off`), whose tick only pushes a [`shared::queue::TickTask`] onto that job's queue, and
+//! only while this replica holds the leader lock. The push is deduplicated in Redis by the
+//! tick's time (`JobQueue::push_tick`), so a tick emitted twice (two replicas during a leader
+//! handover) is queued once.
 //!
-//! ```text
-//! // Six or seven fields: seconds first. `cron::Schedule` (cron 0.17, the major apalis-cron
-//! // 1.0 depends on) implements `apalis_cron::Schedule`.
-//! let schedule = cron::Schedule::from_str("0 */5 * * * *")?;
-//! let config = jobs::redis_config(&ctx.settings.redis_prefix, jobs::EXPIRE_ORDERS, &ctx.settings.worker);
-//! let queue = RedisStorage::<jobs::ExpireOrders>::new(ctx.redis.clone()).with_config(config);
-//! let monitor = monitor.register(move |_restarts| {
-//!     WorkerBuilder::new(format!("cron-{}", jobs::EXPIRE_ORDERS))
-//!         .backend(CronScheduler::new(schedule.clone()))
-//!         .data(queue.clone())
-//!         .enable_tracing()
-//!         .build(enqueue_expire_orders)
-//! });
-//!
-//! async fn enqueue_expire_orders(
-//!     tick: Tick,
-//!     mut queue: Data<RedisStorage<jobs::ExpireOrders>>,
-//! ) -> Result<(), BoxDynError> {
-//!     let task = TaskBuilder::new(jobs::ExpireOrders {})
-//!         .idempotency_key(format!("{}-{}", jobs::EXPIRE_ORDERS, tick.get_timestamp()))
-//!         .build();
-//!     queue.push_task(task).await?;
-//!     Ok(())
-//! }
-//! ```
-//!
-//! The schedule runs in memory in every scheduler replica, so each replica fires each tick;
-//! the idempotency key (kept for `shared::jobs::IDEMPOTENCY_TTL`) makes that one job. Ticks
-//! missed while no scheduler runs are skipped, so sweeps must catch up on their own (e.g.
-//! "expire every order older than its TTL", not "expire the orders of the last 5 minutes").
-//! `scheduler/tests/scheduler/schedule.rs` exercises this exact shape.
+//! The schedule runs in memory: ticks missed while no scheduler runs are skipped, so every
+//! sweep catches up on its own (e.g. "expire every order past its deadline", not "expire the
+//! orders of the last minute").
 
-use apalis::prelude::Monitor;
+use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
+use apalis_cron::{CronScheduler, Tick};
+use shared::{leader::LeaderLock, metrics, queue::JobQueue};
 
 use crate::SchedulerContext;
 
-/// Registers a cron worker for every schedule.
-#[expect(
-    unused_variables,
-    reason = "no schedule exists yet; the first one uses ctx"
-)]
+/// What a tick handler needs: which job it emits, where to, and whether this replica leads.
+#[derive(Clone)]
+struct Emitter {
+    job: &'static str,
+    queue: JobQueue,
+    leader: LeaderLock,
+}
+
+/// Registers a cron worker for every schedule that is not `off`.
 pub fn register_all(monitor: Monitor, ctx: &SchedulerContext) -> Monitor {
+    let mut monitor = monitor;
+    for (job, schedule) in ctx.settings.scheduler.schedules() {
+        let Some(schedule) = schedule.cloned() else {
+            tracing::info!(job, "schedule switched off");
+            continue;
+        };
+        for outcome in ["emitted", "not_leader", "failed"] {
+            metrics::TICKS.add(&[job, outcome], 0.0);
+        }
+        let emitter = Emitter {
+            job,
+            queue: ctx.queue.clone(),
+            leader: ctx.leader.clone(),
+        };
+        monitor = monitor.register(move |_restarts| {
+            WorkerBuilder::new(format!("cron-{job}"))
+                .backend(CronScheduler::new(schedule.clone()))
+                .data(emitter.clone())
+                .enable_tracing()
+                .build(emit)
+        });
+    }
     monitor
+}
+
+/// Pushes the tick's job if this replica leads. A failed push is logged and not retried: the
+/// next tick comes soon, and every sweep catches up on what an earlier run missed.
+async fn emit(tick: Tick, emitter: Data<Emitter>) -> Result<(), BoxDynError> {
+    let job = emitter.job;
+    let scheduled_at = i64::try_from(tick.get_timestamp())?;
+    if !emitter.leader.is_leader() {
+        tracing::debug!(
+            job,
+            tick.scheduled_at = scheduled_at,
+            "not the leader; tick skipped"
+        );
+        metrics::TICKS.inc(&[job, "not_leader"]);
+        return Ok(());
+    }
+    match emitter.queue.push_tick(job, scheduled_at).await {
+        Ok(()) => {
+            tracing::info!(job, tick.scheduled_at = scheduled_at, "tick emitted");
+            metrics::TICKS.inc(&[job, "emitted"]);
+        }
+        Err(e) => {
+            tracing::error!(job, error.message = %e, error.cause_chain = ?e, "could not emit tick");
+            metrics::TICKS.inc(&[job, "failed"]);
+        }
+    }
+    Ok(())
 }

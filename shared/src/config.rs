@@ -7,6 +7,10 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use secrecy::SecretString;
 
+mod ops;
+
+pub use ops::{SchedulerSettings, SentrySettings, SweepSettings};
+
 /// The secret used when `JWT_SECRET` is unset. Only accepted when `APP_ENV` is `dev`.
 const DEV_JWT_SECRET: &str = "dev-only-insecure-jwt-secret-change-me";
 
@@ -69,6 +73,12 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// `METRICS_ADDR`: where worker and scheduler expose metrics (unset = off).
     pub metrics_addr: Option<SocketAddr>,
+    /// Error and trace reporting.
+    pub sentry: SentrySettings,
+    /// Periodic jobs and the scheduler's leader lock.
+    pub scheduler: SchedulerSettings,
+    /// How far back the sweeps look.
+    pub sweeps: SweepSettings,
     /// Payment provider settings.
     pub stripe: StripeSettings,
     /// Address geocoding settings.
@@ -139,7 +149,8 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// `WORKER_QUEUES` (`all`): comma-separated queue names this replica consumes.
     pub queues: Vec<String>,
-    /// `WORKER_POLL_INTERVAL_MS` (20): how often an idle worker polls its queue.
+    /// `WORKER_POLL_INTERVAL_MS` (200): how often an idle worker polls its queues as a safety
+    /// net; pushes wake idle workers at once.
     pub poll_interval: Duration,
     /// `WORKER_SHUTDOWN_TIMEOUT_SECS` (30): how long in-flight jobs may run after SIGTERM.
     pub shutdown_timeout: Duration,
@@ -224,13 +235,17 @@ impl Settings {
             order_ttl: env.secs("ORDER_TTL_SECS", 900)?,
             platform_fee_bps: match env.parse("PLATFORM_FEE_BPS", 1000)? {
                 bps @ 0..=10_000 => bps,
-                _ => return Err(env.invalid("PLATFORM_FEE_BPS", "must be between 0 and 10000".into())),
+                _ => {
+                    return Err(
+                        env.invalid("PLATFORM_FEE_BPS", "must be between 0 and 10000".into())
+                    );
+                }
             },
             max_body_bytes: env.parse("MAX_BODY_BYTES", 64 * 1024)?,
             worker: WorkerSettings {
                 concurrency: env.parse("WORKER_CONCURRENCY", 8)?,
                 queues,
-                poll_interval: Duration::from_millis(env.parse("WORKER_POLL_INTERVAL_MS", 20)?),
+                poll_interval: Duration::from_millis(env.parse("WORKER_POLL_INTERVAL_MS", 200)?),
                 shutdown_timeout: env.secs("WORKER_SHUTDOWN_TIMEOUT_SECS", 30)?,
             },
             stripe: StripeSettings {
@@ -241,6 +256,9 @@ impl Settings {
                 api_base: env.optional("STRIPE_API_BASE"),
             },
             geocoder: geocoder_settings(&env)?,
+            sentry: ops::sentry_settings(&env, app_env)?,
+            scheduler: ops::scheduler_settings(&env)?,
+            sweeps: ops::sweep_settings(&env)?,
             metrics_addr: env
                 .optional("METRICS_ADDR")
                 .map(|v| {

@@ -83,6 +83,11 @@ impl StockGate {
         format!("{}:gate:{listing_id}", self.prefix)
     }
 
+    /// What every counter key starts with (reconciliation scans for it).
+    pub fn key_prefix(&self) -> String {
+        format!("{}:gate:", self.prefix)
+    }
+
     /// Takes `lines` (listing, units) from the counters, all or nothing. Missing counters are
     /// loaded from Postgres through `conn` (the caller's connection, so that a burst of callers
     /// never waits on the pool for a second one).

@@ -26,9 +26,11 @@ pub const REQUEUE_STALE: &str = "requeue_stale";
 pub const PURGE_INACTIVE: &str = "purge_inactive";
 /// Sweep that deletes finished apalis tasks, since Redis keeps them forever (pitfall 10).
 pub const PRUNE_JOBS: &str = "prune_jobs";
+/// A buyer's refund of a paid, unshipped order.
+pub const REFUND_ORDER: &str = "refund_order";
 
 /// Every job name, i.e. every queue a worker can consume; `WORKER_QUEUES` is checked against it.
-pub const QUEUES: [&str; 8] = [
+pub const QUEUES: [&str; 9] = [
     CHECKOUT,
     PAYMENT_EVENT,
     GEOCODE_ADDRESS,
@@ -37,6 +39,7 @@ pub const QUEUES: [&str; 8] = [
     REQUEUE_STALE,
     PURGE_INACTIVE,
     PRUNE_JOBS,
+    REFUND_ORDER,
 ];
 
 /// How long an idempotency key blocks a duplicate push. apalis-redis 1.0.0 deletes the key at
@@ -50,9 +53,11 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Heartbeats a worker may miss before its in-flight tasks are handed to another worker.
-/// With [`HEARTBEAT_INTERVAL`] this bounds redelivery after a crash to about 30 s. Set
-/// explicitly because apalis-redis disagrees with itself on the default (10 vs 2, pitfall 8).
-pub const MISSED_HEARTBEATS: usize = 6;
+/// A dead worker's tasks are orphaned 25 s (5 × [`HEARTBEAT_INTERVAL`]) after its last
+/// heartbeat, and a live worker notices at its next heartbeat, at most 5 s later: redelivery
+/// after a crash takes at most 30 s. Set explicitly because apalis-redis disagrees with itself
+/// on the default (10 vs 2, pitfall 8).
+pub const MISSED_HEARTBEATS: usize = 5;
 
 /// The full apalis queue name for `job` in the deployment namespace `prefix`.
 ///
@@ -144,7 +149,7 @@ mod tests {
         assert_eq!(config.queue.as_ref(), "mp-expire_orders");
         assert_eq!(config.idempotency_ttl, Some(IDEMPOTENCY_TTL));
         assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
-        assert_eq!(config.orphaned_duration(), Duration::from_secs(30));
+        assert_eq!(config.orphaned_duration(), Duration::from_secs(25));
         assert_eq!(config.batch_size, 8);
     }
 

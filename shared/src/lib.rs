@@ -7,15 +7,22 @@ pub mod checkout;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod expiry;
 pub mod gate;
 pub mod geocode;
 pub mod job_events;
 pub mod jobs;
 pub mod kv;
+pub mod leader;
+pub mod metrics;
 pub mod orders;
+pub mod payment_events;
 pub mod payments;
 pub mod queue;
+pub mod refunds;
+pub mod shipments;
 pub mod shutdown;
+pub mod sweep;
 pub mod telemetry;
 
 /// The embedded schema migrations (`migrations/` at the workspace root).

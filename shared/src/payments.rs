@@ -102,6 +102,16 @@ impl Payments {
         matches!(self, Self::Dev)
     }
 
+    /// In development mode, the intent [`Payments::create_intent`] would create for `order_id`,
+    /// computed without any call (it depends on the order id only), so it can be stored together
+    /// with the order. `None` with a real provider.
+    pub fn local_intent(&self, order_id: Uuid) -> Option<Intent> {
+        match self {
+            Self::Dev => Some(dev_intent(order_id, IntentStatus::RequiresPaymentMethod)),
+            Self::Stripe(_) => None,
+        }
+    }
+
     /// Creates a PaymentIntent for an order, or returns the one an earlier call with the same
     /// `idempotency_key` created: `amount_cents` in minor units, `currency` a three-letter ISO
     /// code (sent lowercase), the order id in the intent's metadata (`order_id`) and automatic

@@ -29,6 +29,12 @@ pub struct TickTask {
     pub scheduled_at: i64,
 }
 
+/// The channel a push is announced on, so idle workers of `queue` (a full queue name) wake at
+/// once instead of at their next poll.
+pub fn pushed_channel(queue: &str) -> String {
+    format!("{queue}:pushed")
+}
+
 /// A push that did not reach Redis.
 #[derive(Debug, thiserror::Error)]
 #[error("could not push {queue} task {job_id}: {reason}")]
@@ -85,14 +91,28 @@ impl JobQueue {
         if !delay.is_zero() {
             task = task.run_after(delay.saturating_add(Duration::from_millis(999)));
         }
+        let queue = jobs::queue_name(&self.prefix, job);
+        let failed = |reason: String| PushError {
+            queue: queue.clone(),
+            job_id,
+            reason,
+        };
         storage
             .push_task(task.build())
             .await
-            .map_err(|e| PushError {
-                queue: jobs::queue_name(&self.prefix, job),
-                job_id,
-                reason: e.to_string(),
-            })
+            .map_err(|e| failed(e.to_string()))?;
+        if delay.is_zero() {
+            // Best effort: a worker that misses it still finds the task at its next poll.
+            let announced = redis::cmd("PUBLISH")
+                .arg(pushed_channel(&queue))
+                .arg(1)
+                .query_async::<i64>(&mut self.redis.clone())
+                .await;
+            if let Err(e) = announced {
+                tracing::debug!(error.message = %e, "push announcement failed");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -109,6 +129,38 @@ impl JobQueue {
             queue: jobs::queue_name(&self.prefix, job),
             job_id: Uuid::nil(),
             reason: e.to_string(),
+        })
+    }
+}
+
+/// The task of a `payment_event` job: the id of its `webhook_events` row (Stripe's event id).
+/// Webhook events have no `jobs` row; their own row is the job's record (`processed_at IS NULL`
+/// while work is pending).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WebhookEventTask {
+    /// `webhook_events.id`, e.g. `evt_1QxR…` or `evt_dev_…`.
+    pub event_id: String,
+}
+
+impl JobQueue {
+    /// Pushes the `payment_event` task for the stored webhook event `event_id`.
+    ///
+    /// Like [`JobQueue::push`], without a Redis idempotency key: the sweeper must be able to
+    /// re-push an event whose task was lost, and duplicates are harmless because the handler
+    /// claims the row in Postgres first.
+    pub async fn push_webhook_event(&self, event_id: &str) -> Result<(), PushError> {
+        let job = jobs::PAYMENT_EVENT;
+        let config = jobs::redis_config(&self.prefix, job, &self.worker);
+        let mut storage =
+            RedisStorage::<WebhookEventTask>::new(self.redis.clone()).with_config(config);
+        let task = TaskBuilder::new(WebhookEventTask {
+            event_id: event_id.to_owned(),
+        })
+        .build();
+        storage.push_task(task).await.map_err(|e| PushError {
+            queue: jobs::queue_name(&self.prefix, job),
+            job_id: Uuid::nil(),
+            reason: format!("event {event_id}: {e}"),
         })
     }
 }

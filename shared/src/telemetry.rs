@@ -1,16 +1,34 @@
-//! Structured logging set up the same way in every binary.
+//! Structured logging set up the same way in every binary, and error reporting
+//! ([`reporting`]).
 
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+mod reporting;
+
+use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+use tracing::{Level, Metadata};
+use tracing_subscriber::{
+    EnvFilter,
+    filter::{LevelFilter, filter_fn},
+    fmt,
+    prelude::*,
+};
+
+pub use reporting::{continue_trace, init_sentry, trace_context};
 
 use crate::config::LogFormat;
 
 /// Installs the global tracing subscriber. `RUST_LOG` overrides `default_filter`.
 ///
+/// `ERROR` events are also reported to Sentry, with the `INFO` and `WARN` events before them as
+/// breadcrumbs; both layers do nothing until [`init_sentry`] starts a client.
+///
 /// Safe to call more than once (later calls are ignored), which keeps tests simple.
 pub fn init(default_filter: &str, format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(ErrorLayer::new().with_filter(filter_fn(reported_as_error)))
+        .with(BreadcrumbLayer::new().with_filter(LevelFilter::INFO));
     let result = match format {
         LogFormat::Json => registry
             .with(
@@ -26,6 +44,12 @@ pub fn init(default_filter: &str, format: LogFormat) {
     drop(result);
 }
 
+/// Which events become Sentry error events: `ERROR`s, except apalis' own "task.failed" line,
+/// which carries no context; the worker reports a failed job itself, with kind, id and attempt.
+fn reported_as_error(metadata: &Metadata<'_>) -> bool {
+    *metadata.level() == Level::ERROR && !metadata.target().starts_with("apalis::layers::tracing")
+}
+
 /// Runs blocking work (e.g. password hashing) off the async executor, keeping the caller's span.
 pub async fn spawn_blocking_with_tracing<F, R>(f: F) -> Result<R, tokio::task::JoinError>
 where
@@ -34,4 +58,15 @@ where
 {
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(f)).await
+}
+
+/// The kernel's host name (the pod or container name under Kubernetes and compose), to tell
+/// processes apart in worker names and lock holders. An unreadable one falls back to a
+/// constant; callers add the pid and a random part where names must be unique.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().replace(':', "_"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
 }

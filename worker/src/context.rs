@@ -9,10 +9,14 @@ use shared::{
     config::Settings,
     gate::StockGate,
     geocode::{GeocodeDeps, Geocoder},
+    payment_events::PaymentDeps,
     payments::Payments,
     queue::JobQueue,
+    sweep::SweepDeps,
 };
 use sqlx::PgPool;
+
+use crate::wake::PushWakeups;
 
 /// Shared state handed to job handlers as `Data<JobContext>`.
 ///
@@ -30,6 +34,8 @@ pub struct JobContext {
     pub payments: Payments,
     /// The address geocoder (Google, or none with `GEOCODER=none`).
     pub geocoder: Geocoder,
+    /// Wake-ups announced by producers after each push, per queue.
+    pub wakeups: PushWakeups,
 }
 
 impl JobContext {
@@ -47,12 +53,18 @@ impl JobContext {
         let geocoder = Geocoder::from_settings(&settings.geocoder).context(
             "Invalid geocoder settings (GEOCODER, GOOGLE_MAPS_API_KEY, GOOGLE_GEOCODING_URL)",
         )?;
+        let queues = shared::jobs::QUEUES
+            .iter()
+            .map(|job| shared::jobs::queue_name(&settings.redis_prefix, job))
+            .collect();
+        let wakeups = PushWakeups::start(&settings.redis_url, queues);
         Ok(Self {
             pool,
             redis,
             settings: Arc::new(settings),
             payments,
             geocoder,
+            wakeups,
         })
     }
 
@@ -79,6 +91,30 @@ impl JobContext {
             self.geocoder.clone(),
             &self.settings.geocoder,
         )
+    }
+
+    /// What the payment jobs (webhook events, expiry, refunds) need, from this context.
+    pub fn payment(&self) -> PaymentDeps {
+        let prefix = &self.settings.redis_prefix;
+        PaymentDeps {
+            pool: self.pool.clone(),
+            redis: self.redis.clone(),
+            prefix: prefix.clone(),
+            gate: StockGate::new(self.redis.clone(), prefix),
+            payments: self.payments.clone(),
+            fee_bps: self.settings.platform_fee_bps,
+        }
+    }
+
+    /// What the periodic sweeps (reconcile, requeue, purge, prune) need, from this context.
+    pub fn sweeps(&self) -> SweepDeps {
+        SweepDeps {
+            pool: self.pool.clone(),
+            redis: self.redis.clone(),
+            prefix: self.settings.redis_prefix.clone(),
+            worker: self.settings.worker.clone(),
+            settings: self.settings.sweeps.clone(),
+        }
     }
 
     /// The producer side of the queues, for jobs that schedule their own retries.

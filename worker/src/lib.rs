@@ -5,8 +5,12 @@
 
 pub mod context;
 pub mod jobs;
+pub mod lease;
+pub mod metrics;
+pub mod observe;
 pub mod queues;
 pub mod restart;
+pub mod wake;
 
 use std::{future::Future, sync::Arc};
 
@@ -32,6 +36,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Installed before connecting, so a SIGTERM during start-up is a clean stop, not a kill.
     let signal = shutdown_signal().context("Failed to install signal handlers")?;
     let ctx = JobContext::connect(settings).await?;
+    if let Some(addr) = ctx.settings.metrics_addr {
+        metrics::serve(&ctx, addr).await?;
+    }
     let policy = Arc::new(RestartPolicy::default());
     let monitor = build_monitor(&ctx, &selection, &policy);
     let signal = run_until_stopped(monitor, signal, &policy).await?;

@@ -16,6 +16,9 @@ async fn main() -> ExitCode {
     };
     shared::telemetry::init("info", settings.log_format);
     shared::payments::install_crypto_provider();
+    // Kept until main returns: dropping it flushes the reports still queued.
+    let _sentry =
+        shared::telemetry::init_sentry(&settings.sentry, "worker", env!("CARGO_PKG_VERSION"));
     report_exit(worker::run(settings).await)
 }
 

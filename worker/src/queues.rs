@@ -2,14 +2,14 @@
 
 use std::collections::BTreeSet;
 
-use apalis::prelude::{BackendExt, IntervalStrategy, PollWith};
+use apalis::prelude::{BackendExt, PollWith};
 use apalis_redis::RedisStorage;
 use shared::{
     config::{ConfigError, WorkerSettings},
     jobs,
 };
 
-use crate::context::JobContext;
+use crate::{context::JobContext, wake::WakeOnPush};
 
 /// The queues named by `WORKER_QUEUES`, validated against [`shared::jobs::QUEUES`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,21 +77,24 @@ pub fn validate(worker: &WorkerSettings) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// A Redis queue as a worker consumes it: the shared [`jobs::redis_config`] plus polling.
-pub type JobBackend<T> = PollWith<RedisStorage<T>, IntervalStrategy>;
+/// A Redis queue as a worker consumes it: the shared [`jobs::redis_config`] plus wake-ups.
+pub type JobBackend<T> = PollWith<RedisStorage<T>, WakeOnPush>;
 
 /// Builds the backend for the queue of `job`, carrying payloads of type `T`.
 ///
-/// It polls every `WORKER_POLL_INTERVAL_MS`: on its own, an idle apalis-redis worker only
-/// looks for new tasks at its heartbeat, which delays pickup by up to that interval
-/// (pitfall 2). The pub/sub wake-up of `RedisStorageFactory` does not fire for pushes and is
-/// not used.
+/// It fetches as soon as a producer announces a push, and at least every
+/// `WORKER_POLL_INTERVAL_MS`: on its own, an idle apalis-redis worker only looks for new tasks
+/// at its heartbeat, which delays pickup by seconds (pitfall 2). The pub/sub wake-up of
+/// `RedisStorageFactory` does not fire for pushes and is not used (see [`crate::wake`]).
 pub fn job_backend<T>(ctx: &JobContext, job: &str) -> JobBackend<T> {
     let settings = &ctx.settings;
     let config = jobs::redis_config(&settings.redis_prefix, job, &settings.worker);
+    let notify = ctx
+        .wakeups
+        .notifier(&jobs::queue_name(&settings.redis_prefix, job));
     RedisStorage::new(ctx.redis.clone())
         .with_config(config)
-        .poll_with_interval(settings.worker.poll_interval)
+        .poll_with_strategy(WakeOnPush::new(settings.worker.poll_interval, notify))
 }
 
 /// A worker name that no other process, and no earlier run of this one, has used:
@@ -106,20 +109,10 @@ pub fn worker_name(queue: &str) -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!(
         "{queue}-{}-{}-{}",
-        hostname(),
+        shared::telemetry::host_name(),
         std::process::id(),
         &random[..8]
     )
-}
-
-/// The kernel's host name (the pod name under Kubernetes); names only need to be distinct, so
-/// an unreadable host name falls back to a constant and the pid and random part still differ.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().replace(':', "_"))
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
 #[cfg(test)]

@@ -4,11 +4,13 @@ mod addresses;
 mod auth;
 mod cart;
 mod checkout;
+mod dev_payments;
 mod health;
 mod jobs;
 mod listings;
 mod orders;
 mod users;
+mod webhooks;
 
 use poem_openapi::Tags;
 
@@ -35,6 +37,10 @@ pub enum Tag {
     Orders,
     /// Liveness and readiness.
     Health,
+    /// Payment-provider callbacks (Stripe).
+    Webhooks,
+    /// Development payment mode only.
+    Development,
 }
 
 /// Every API group, in the order they appear in the document.
@@ -48,6 +54,8 @@ pub type Apis = (
     jobs::JobsApi,
     orders::OrdersApi,
     health::HealthApi,
+    webhooks::WebhooksApi,
+    dev_payments::DevPaymentsApi,
 );
 
 /// Builds every API group over the same state.
@@ -78,6 +86,12 @@ pub fn apis(state: &AppState) -> Apis {
             state: state.clone(),
         },
         health::HealthApi {
+            state: state.clone(),
+        },
+        webhooks::WebhooksApi {
+            state: state.clone(),
+        },
+        dev_payments::DevPaymentsApi {
             state: state.clone(),
         },
     )

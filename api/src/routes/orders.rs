@@ -1,4 +1,4 @@
-//! Orders: the buyer's and the seller's views, and cancellation.
+//! Orders: the buyer's and the seller's views, cancellation, refunds and shipments.
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{
@@ -14,10 +14,12 @@ use shared::{
     },
     domain::ValidationErrors,
     orders::CancelError,
+    refunds::{self, RefundRequestError},
+    shipments::{self, ShipError, Shipment},
 };
 use uuid::Uuid;
 
-use super::Tag;
+use super::{Tag, checkout::JobAccepted};
 use crate::{AppState, error::ApiError, security::BearerAuth};
 
 pub struct OrdersApi {
@@ -88,6 +90,58 @@ enum Cancelled {
     /// The order is cancelled and its units released.
     #[oai(status = 200)]
     Order(Json<Order>),
+}
+
+/// Lines a seller has shipped.
+#[derive(Object)]
+struct ShipmentRequest {
+    /// Lines of this order, all sold by the caller and awaiting shipment (1–100).
+    line_ids: Vec<Uuid>,
+    /// The carrier's tracking code, 1–150 characters.
+    tracking_code: String,
+}
+
+#[derive(ApiResponse)]
+enum RefundAccepted {
+    /// Refund accepted (or already under way: the same job); poll the job for the outcome.
+    #[oai(status = 202)]
+    Job(Json<JobAccepted>),
+}
+
+impl From<RefundRequestError> for ApiError {
+    fn from(e: RefundRequestError) -> Self {
+        let message = e.to_string();
+        match e {
+            RefundRequestError::NotFound => Self::not_found("order"),
+            RefundRequestError::NotPaid(status) => {
+                Self::conflict("order_not_paid", message, json!({ "status": status }))
+            }
+            RefundRequestError::Shipped => Self::conflict("order_shipped", message, json!({})),
+            RefundRequestError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ShipError> for ApiError {
+    fn from(e: ShipError) -> Self {
+        let message = e.to_string();
+        match e {
+            ShipError::OrderNotFound => Self::not_found("order"),
+            ShipError::UnknownLines(ids) => {
+                let details = json!({ "fields": { "line_ids": message }, "line_ids": ids });
+                Self::unprocessable("validation_failed", message, details)
+            }
+            ShipError::NotSeller(_) => Self::forbidden("not_line_seller", &message),
+            ShipError::NotPaid(status) => {
+                Self::conflict("order_not_paid", message, json!({ "status": status }))
+            }
+            ShipError::RefundInProgress => Self::conflict("refund_in_progress", message, json!({})),
+            ShipError::NotShippable(ids) => {
+                Self::conflict("line_not_shippable", message, json!({ "line_ids": ids }))
+            }
+            ShipError::Store(e) => e.into(),
+        }
+    }
 }
 
 impl From<CancelError> for ApiError {
@@ -222,5 +276,44 @@ impl OrdersApi {
         let s = &self.state;
         shared::orders::cancel(&s.pool, &s.gate, &s.payments, id.0, user.id).await?;
         Ok(Cancelled::Order(Json(self.visible(id.0, user.id).await?)))
+    }
+
+    /// Refund a paid order that has not shipped (buyer only). Answers 202 with a job to poll;
+    /// the order ends `refunded` and its units go back in stock.
+    #[oai(path = "/:id/refund", method = "post", operation_id = "refund_order")]
+    async fn refund(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<RefundAccepted, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let accepted = refunds::request(&self.state.pool, id.0, user.id).await?;
+        if accepted.created {
+            // The row is committed: if this push is lost, the sweeper re-pushes the job.
+            if let Err(e) = self
+                .state
+                .queue
+                .push(refunds::JOB_KIND, accepted.job_id)
+                .await
+            {
+                tracing::warn!(error.message = %e, "refund push failed; left for the sweeper");
+            }
+        }
+        Ok(RefundAccepted::Job(Json(JobAccepted::new(accepted.job_id))))
+    }
+
+    /// Mark lines as shipped, with a tracking code (only the seller of every named line; the
+    /// order must be paid and the lines not shipped yet). Answers with the seller's view.
+    #[oai(
+        path = "/:id/shipments",
+        method = "post",
+        operation_id = "create_shipment"
+    )]
+    async fn ship(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        body: Json<ShipmentRequest>,
+    ) -> Result<Json<Order>, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let shipment = Shipment::parse(&body.line_ids, &body.tracking_code)?;
+        shipments::ship(&self.state.pool, id.0, user.id, &shipment).await?;
+        Ok(Json(self.visible(id.0, user.id).await?))
     }
 }

@@ -69,6 +69,21 @@ struct ChangePassword {
     new_password: String,
 }
 
+/// Money a seller holds in one currency.
+#[derive(Object)]
+struct Balance {
+    /// Lowercase ISO currency.
+    currency: String,
+    /// Sales minus platform fees minus refunds, in minor units.
+    amount_cents: i64,
+}
+
+/// A seller's balances, one per currency they have sold in.
+#[derive(Object)]
+struct Balances {
+    balances: Vec<Balance>,
+}
+
 #[derive(ApiResponse)]
 enum NoContent {
     /// Done.
@@ -134,6 +149,23 @@ impl UsersApi {
             .change_password(&user, &body.current_password, &body.new_password)
             .await?;
         Ok(NoContent::Done)
+    }
+
+    /// The signed-in user's seller balance per currency, from the ledger: paid sales minus
+    /// platform fees, minus refunds.
+    #[oai(path = "/me/balance", method = "get", operation_id = "get_my_balance")]
+    async fn balance(&self, auth: BearerAuth) -> Result<Json<Balances>, ApiError> {
+        let user = self.state.user(auth.token()).await?;
+        let mut conn = self.state.pool.acquire().await?;
+        let balances = db::ledger::balance(&mut conn, user.id)
+            .await?
+            .into_iter()
+            .map(|(currency, amount_cents)| Balance {
+                currency,
+                amount_cents,
+            })
+            .collect();
+        Ok(Json(Balances { balances }))
     }
 
     /// A user's public profile.

@@ -119,6 +119,33 @@ impl SchedulerProcess {
         assert!(status.success(), "kill -s {name} failed");
     }
 
+    /// Kills the process with SIGKILL: no chance to release the leader lock.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the scheduler");
+        self.child.wait().expect("reap the scheduler");
+    }
+
+    /// Collects the lines printed so far, without waiting.
+    pub fn drain(&mut self) {
+        self.output.extend(self.lines.try_iter());
+    }
+
+    /// The collected JSON log lines with this `message`.
+    pub fn messages(&self, message: &str) -> Vec<serde_json::Value> {
+        self.output
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["message"] == message)
+            .collect()
+    }
+
+    /// `GET path` on the metrics listener this process logged (`METRICS_ADDR=127.0.0.1:0`).
+    pub fn scrape(&self, path: &str) -> String {
+        let event = self.logged_message("metrics listening");
+        let addr = event["metrics.addr"].as_str().expect("metrics.addr");
+        test_support::http_get(addr, path)
+    }
+
     /// Waits for the process to exit, then collects the rest of its output.
     pub fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;

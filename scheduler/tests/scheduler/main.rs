@@ -2,5 +2,7 @@
 //! seam that later sweeps plug into. They need PostgreSQL and Redis on 127.0.0.1.
 
 mod helpers;
+mod leader;
 mod lifecycle;
+mod requeue;
 mod schedule;

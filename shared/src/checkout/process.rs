@@ -3,7 +3,10 @@
 //! 1. Claim the job row (a duplicate delivery finds it claimed or finished and does nothing).
 //! 2. If no order exists for the job yet: reserve and create it in one transaction.
 //! 3. Outside any transaction, create the PaymentIntent with an idempotency key derived from the
-//!    order id, then store it and finish the job in one transaction.
+//!    order id, then store it and finish the job in one statement.
+//!
+//! In development payment mode the intent is computed locally (no network), so steps 2 and 3 are
+//! one transaction: fewer round trips and one commit less per checkout.
 //!
 //! A crash between any two steps is safe: the order is found by its job id and the
 //! PaymentIntent call is idempotent, so a re-run produces exactly one order and one intent.
@@ -11,13 +14,12 @@
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
     CheckoutPayload, JOB_KIND,
-    reserve::{OrderDraft, Reservation, reserve},
+    reserve::{KnownIntent, OrderDraft, Reservation, reserve, store_intent},
 };
 use crate::{
     db::{self, StoreError, jobs::JobRow, orders::OrderRow},
@@ -94,59 +96,114 @@ pub async fn process(deps: &CheckoutDeps, job_id: Uuid) -> Result<ProcessOutcome
         Ok(p) => p,
         Err(e) => return finish_failed(deps, &job, None, "invalid_payload", &e.to_string()).await,
     };
-    let existing = {
+    // Only a claim after the first can find an order: orders are created by claimed attempts.
+    let existing = if job.attempts > 1 {
         let mut conn = deps.pool.acquire().await?;
-        db::orders::find_by_checkout_job(&mut conn, job.id).await?
+        db::orders::find_by_checkout_job(&mut conn, job.id)
+            .await?
+            .map(OrderRef::from)
+    } else {
+        None
     };
     if job.attempts > job.max_attempts {
         let units = existing.is_none().then(|| payload.units());
-        return finish_failed(
-            deps,
-            &job,
-            units,
-            "attempts_exhausted",
-            "gave up after repeated failures",
-        )
-        .await;
+        let message = "gave up after repeated failures";
+        return finish_failed(deps, &job, units, "attempts_exhausted", message).await;
     }
     let order = match existing {
         Some(order) => order,
         None => match create_order(deps, &job, &payload).await? {
-            Ok(order) => order,
-            Err(short) => {
+            Created::Order(order) => order,
+            Created::Finished(order_id) => {
+                job_events::publish(&deps.redis, &deps.prefix, job.id).await;
+                return Ok(ProcessOutcome::Succeeded { order_id });
+            }
+            Created::OutOfStock(short) => {
                 let message = format!("out of stock: {}", join_ids(&short));
-                return finish_failed(deps, &job, Some(payload.units()), "out_of_stock", &message)
-                    .await;
+                let units = Some(payload.units());
+                return finish_failed(deps, &job, units, "out_of_stock", &message).await;
             }
         },
     };
     attach_payment(deps, &job, &order).await
 }
 
-/// Reserves and creates the order; `Err(listings)` when Postgres says they are short.
+/// The order fields payment setup needs.
+#[derive(Debug)]
+struct OrderRef {
+    id: Uuid,
+    status: String,
+    total_cents: i64,
+    currency: String,
+    payment_intent_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+impl From<OrderRow> for OrderRef {
+    fn from(o: OrderRow) -> Self {
+        Self {
+            id: o.id,
+            status: o.status,
+            total_cents: o.total_cents,
+            currency: o.currency,
+            payment_intent_id: o.payment_intent_id,
+            client_secret: o.client_secret,
+        }
+    }
+}
+
+/// What creating the order led to.
+enum Created {
+    /// The order exists and still needs its PaymentIntent.
+    Order(OrderRef),
+    /// The order exists with its (locally known) intent, and the job is finished.
+    Finished(Uuid),
+    /// Postgres says these listings are short.
+    OutOfStock(Vec<Uuid>),
+}
+
+/// Reserves and creates the order (and, in development payment mode, finishes the job too).
 async fn create_order(
     deps: &CheckoutDeps,
     job: &JobRow,
     payload: &CheckoutPayload,
-) -> Result<Result<OrderRow, Vec<Uuid>>, ProcessError> {
+) -> Result<Created, ProcessError> {
     let buyer_id = job.owner_id.ok_or(StoreError::NotFound)?;
     let order_id = Uuid::now_v7();
+    // Development mode derives the intent from the order id without any call, so it is known
+    // before the transaction and stored with the order.
+    let intent = deps.payments.local_intent(order_id).map(|i| KnownIntent {
+        id: i.id,
+        client_secret: i.client_secret,
+    });
+    let finishes = intent.is_some();
     let draft = OrderDraft {
         order_id,
         job_id: job.id,
         buyer_id,
         payload,
         ttl_secs: deps.order_ttl.as_secs_f64(),
+        intent,
     };
     let mut tx = deps.pool.begin().await?;
     match reserve(&mut tx, &draft).await? {
-        Reservation::OutOfStock(short) => Ok(Err(short)),
-        Reservation::Reserved => {
-            let order = db::orders::find(&mut tx, order_id)
-                .await?
-                .ok_or(StoreError::NotFound)?;
+        Reservation::OutOfStock(short) => Ok(Created::OutOfStock(short)),
+        Reservation::Reserved {
+            total_cents,
+            currency,
+        } => {
             tx.commit().await?;
-            Ok(Ok(order))
+            if finishes {
+                return Ok(Created::Finished(order_id));
+            }
+            Ok(Created::Order(OrderRef {
+                id: order_id,
+                status: "pending_payment".into(),
+                total_cents,
+                currency,
+                payment_intent_id: None,
+                client_secret: None,
+            }))
         }
     }
 }
@@ -155,7 +212,7 @@ async fn create_order(
 async fn attach_payment(
     deps: &CheckoutDeps,
     job: &JobRow,
-    order: &OrderRow,
+    order: &OrderRef,
 ) -> Result<ProcessOutcome, ProcessError> {
     let (intent_id, client_secret) = match &order.payment_intent_id {
         Some(id) => (id.clone(), order.client_secret.clone()),
@@ -191,11 +248,13 @@ async fn attach_payment(
             }
         }
     };
-    let result = json!({ "order_id": order.id, "client_secret": client_secret });
-    let mut tx = deps.pool.begin().await?;
-    db::orders::set_payment_intent(&mut tx, order.id, &intent_id, client_secret.as_deref()).await?;
-    db::jobs::succeed(&mut tx, job.id, &result).await?;
-    tx.commit().await?;
+    let intent = KnownIntent {
+        id: intent_id,
+        client_secret,
+    };
+    let mut conn = deps.pool.acquire().await?;
+    store_intent(&mut conn, order.id, job.id, &intent).await?;
+    drop(conn);
     job_events::publish(&deps.redis, &deps.prefix, job.id).await;
     Ok(ProcessOutcome::Succeeded { order_id: order.id })
 }

@@ -24,8 +24,8 @@ struct LockedListing {
 /// The result of trying to reserve.
 #[derive(Debug)]
 pub(super) enum Reservation {
-    /// The order exists now.
-    Reserved,
+    /// The order exists now, with this total and currency.
+    Reserved { total_cents: i64, currency: String },
     /// Postgres says these listings cannot supply the units (the gate was stale).
     OutOfStock(Vec<Uuid>),
 }
@@ -37,6 +37,15 @@ pub(super) struct OrderDraft<'a> {
     pub buyer_id: Uuid,
     pub payload: &'a CheckoutPayload,
     pub ttl_secs: f64,
+    /// A PaymentIntent known before the order exists (development payment mode computes it
+    /// locally): stored with the order, and the job finishes in the same statement.
+    pub intent: Option<KnownIntent>,
+}
+
+/// A PaymentIntent to store with the order, and the job result that goes with it.
+pub(super) struct KnownIntent {
+    pub id: String,
+    pub client_secret: Option<String>,
 }
 
 /// Reserves stock and creates the order inside the caller's transaction.
@@ -93,8 +102,10 @@ pub(super) async fn reserve(
              FROM unnest($3::uuid[], $9::int[]) AS v(id, quantity) WHERE l.id = v.id),
          new_order AS (
              INSERT INTO orders (id, buyer_id, buyer_username, status, total_cents, currency,
-                                 shipping_address, checkout_job_id, expires_at)
-             VALUES ($1, $2, $10, 'pending_payment', $11, $12, $13, $14, now() + make_interval(secs => $15))),
+                                 shipping_address, checkout_job_id, expires_at,
+                                 payment_intent_id, client_secret)
+             VALUES ($1, $2, $10, 'pending_payment', $11, $12, $13, $14,
+                     now() + make_interval(secs => $15), $16, $17)),
          new_lines AS (
              INSERT INTO order_lines (id, order_id, listing_id, seller_id, seller_username, title,
                                       unit_price_cents, currency, quantity)
@@ -102,7 +113,12 @@ pub(super) async fn reserve(
              FROM unnest($4::uuid[], $3::uuid[], $5::uuid[], $6::text[], $7::text[], $8::bigint[], $9::int[])
                   AS t(line_id, listing_id, seller_id, seller_username, title, price, quantity)),
          emptied AS (
-             DELETE FROM cart_lines WHERE user_id = $2 AND listing_id = ANY($3))
+             DELETE FROM cart_lines WHERE user_id = $2 AND listing_id = ANY($3)),
+         finished AS (
+             UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, finished_at = now(),
+                    error_code = NULL, error_message = NULL,
+                    result = jsonb_build_object('order_id', $1::uuid, 'client_secret', $17::text)
+             WHERE id = $14 AND $16::text IS NOT NULL)
          SELECT 1",
     )
     .bind(draft.order_id) // $1
@@ -120,9 +136,14 @@ pub(super) async fn reserve(
     .bind(&draft.payload.shipping_address) // $13
     .bind(draft.job_id) // $14
     .bind(draft.ttl_secs) // $15
+    .bind(draft.intent.as_ref().map(|i| i.id.as_str())) // $16
+    .bind(draft.intent.as_ref().and_then(|i| i.client_secret.as_deref())) // $17
     .execute(&mut *tx)
     .await?;
-    Ok(Reservation::Reserved)
+    Ok(Reservation::Reserved {
+        total_cents,
+        currency,
+    })
 }
 
 /// Column arrays for `unnest`: one round trip for all lines.
@@ -147,4 +168,29 @@ impl LineColumns {
         self.price.push(l.price_cents);
         self.quantity.push(quantity);
     }
+}
+
+/// Stores the PaymentIntent on the order and finishes the job, in one statement.
+pub(super) async fn store_intent(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    job_id: Uuid,
+    intent: &KnownIntent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "WITH stored AS (
+             UPDATE orders SET payment_intent_id = $3, client_secret = $4
+             WHERE id = $1 AND payment_intent_id IS NULL)
+         UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, finished_at = now(),
+                error_code = NULL, error_message = NULL,
+                result = jsonb_build_object('order_id', $1::uuid, 'client_secret', $4::text)
+         WHERE id = $2",
+    )
+    .bind(order_id)
+    .bind(job_id)
+    .bind(&intent.id)
+    .bind(intent.client_secret.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -74,8 +74,9 @@ pub async fn insert(
     job: &NewJob<'_>,
 ) -> Result<Option<JobRow>, StoreError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO jobs (id, kind, owner_id, payload, idempotency_key, request_fingerprint, max_attempts)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO jobs (id, kind, owner_id, payload, idempotency_key, request_fingerprint, max_attempts,
+                           trace_context)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT ON CONSTRAINT jobs_owner_kind_idempotency_key DO NOTHING
          RETURNING {COLUMNS}"
     )))
@@ -86,6 +87,8 @@ pub async fn insert(
     .bind(job.idempotency_key)
     .bind(job.request_fingerprint)
     .bind(job.max_attempts)
+    // The trace of the request that creates the job; the worker continues it.
+    .bind(crate::telemetry::trace_context())
     .fetch_optional(conn)
     .await?)
 }
@@ -223,5 +226,37 @@ pub async fn queued_ids(conn: &mut PgConnection, kind: &str) -> Result<Vec<Uuid>
             .bind(kind)
             .fetch_all(conn)
             .await?,
+    )
+}
+
+/// Extends the lease of a job a live worker is running (see `worker::lease`): only while it
+/// is `running` and the lease has not run out, so a late renewal never revives a lease another
+/// worker may already have taken over. Returns whether it was extended.
+#[tracing::instrument(level = "debug", skip_all, fields(job.id = %id))]
+pub async fn renew_lease(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lease: std::time::Duration,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2)
+         WHERE id = $1 AND status = 'running' AND lease_expires_at > now()",
+    )
+    .bind(id)
+    .bind(lease.as_secs_f64())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The trace a job was created in (see `telemetry::trace_context`), if any.
+#[tracing::instrument(level = "debug", skip_all, fields(job.id = %id))]
+pub async fn trace_context(conn: &mut PgConnection, id: Uuid) -> Result<Option<Value>, StoreError> {
+    Ok(
+        sqlx::query_scalar::<_, Option<Value>>("SELECT trace_context FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?
+            .flatten(),
     )
 }

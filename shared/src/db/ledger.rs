@@ -11,7 +11,11 @@ use super::StoreError;
 /// `platform_fee` entry (− the fee, `fee_bps` basis points of the sale, rounded down).
 /// Idempotent: lines already credited are skipped.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
-pub async fn credit_sale(conn: &mut PgConnection, order_id: Uuid, fee_bps: i64) -> Result<(), StoreError> {
+pub async fn credit_sale(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    fee_bps: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO ledger_entries (id, seller_id, order_id, order_line_id, kind, amount_cents, currency)
          SELECT gen_random_uuid(), l.seller_id, l.order_id, l.id, k.kind,
@@ -53,7 +57,10 @@ pub async fn reverse_order(conn: &mut PgConnection, order_id: Uuid) -> Result<()
 
 /// A seller's balance per currency (sum of their entries).
 #[tracing::instrument(skip_all, fields(user.id = %seller_id))]
-pub async fn balance(conn: &mut PgConnection, seller_id: Uuid) -> Result<Vec<(String, i64)>, StoreError> {
+pub async fn balance(
+    conn: &mut PgConnection,
+    seller_id: Uuid,
+) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT currency, sum(amount_cents)::bigint FROM ledger_entries
          WHERE seller_id = $1 GROUP BY currency ORDER BY currency",

@@ -7,8 +7,11 @@ pub mod jobs;
 pub mod ledger;
 pub mod listings;
 pub mod orders;
+pub mod settlement;
+pub mod sweeps;
 pub mod tokens;
 pub mod users;
+pub mod webhook_events;
 
 /// A database failure, with the cases callers branch on made explicit.
 #[derive(Debug, thiserror::Error)]

@@ -106,6 +106,20 @@ pub async fn find_by_checkout_job(
     .await?)
 }
 
+/// The order paid through PaymentIntent `intent_id`.
+#[tracing::instrument(skip_all)]
+pub async fn find_by_payment_intent(
+    conn: &mut PgConnection,
+    intent_id: &str,
+) -> Result<Option<OrderRow>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE payment_intent_id = $1"
+    )))
+    .bind(intent_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// Lines of the given orders, ordered by order then line id. `seller` limits them to one
 /// seller's lines.
 #[tracing::instrument(skip_all)]
@@ -180,27 +194,6 @@ pub async fn is_seller_of(
     .bind(user_id)
     .fetch_one(conn)
     .await?)
-}
-
-/// Stores the PaymentIntent of an order (kept even if the order was closed meanwhile, so a late
-/// payment can still be matched to it and refunded).
-#[tracing::instrument(skip_all, fields(order.id = %id))]
-pub async fn set_payment_intent(
-    conn: &mut PgConnection,
-    id: Uuid,
-    intent_id: &str,
-    client_secret: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE orders SET payment_intent_id = $2, client_secret = $3
-         WHERE id = $1 AND payment_intent_id IS NULL",
-    )
-    .bind(id)
-    .bind(intent_id)
-    .bind(client_secret)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Closes a pending order (`cancelled` or `expired`) and releases its reserved units, in the

@@ -7,9 +7,11 @@
 
 mod app;
 mod db;
+mod http;
 
 pub use app::{TestApp, TestResponse};
 pub use db::TestDb;
+pub use http::http_get;
 
 /// Postgres server used by tests (any existing database on it; `postgres` always exists).
 pub fn admin_database_url() -> String {
@@ -21,3 +23,7 @@ pub fn admin_database_url() -> String {
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
+
+mod payments;
+
+pub use payments::{TEST_WEBHOOK_SECRET, stripe_signature};

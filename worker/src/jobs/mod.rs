@@ -9,29 +9,47 @@
 //! worker (and unique name) every time.
 
 mod checkout;
+mod expire_orders;
 mod geocode_address;
+mod payment_event;
+mod prune_jobs;
+mod purge_inactive;
+mod reconcile_stock;
+mod refund_order;
+mod requeue_stale;
 
 use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
-use shared::{jobs, queue::JobTask};
+use shared::{
+    jobs,
+    queue::{JobTask, TickTask, WebhookEventTask},
+};
 
 use crate::{
     context::JobContext,
+    observe::ObserveLayer,
     queues::{QueueSelection, job_backend, worker_name},
 };
 
-/// Registers the worker for one `JobTask` queue when `$queues` selects it. A macro rather than a
-/// function because apalis handler types are only nameable through their trait bounds.
+/// Registers the worker for one queue when `$queues` selects it; its tasks are `JobTask`s
+/// unless another payload type is given (`TickTask` for periodic jobs, `WebhookEventTask` for
+/// payment events). A macro rather than a function because apalis handler types are only
+/// nameable through their trait bounds.
 macro_rules! register_job {
     ($monitor:expr, $ctx:expr, $queues:expr, $job:expr, $handler:path) => {
+        register_job!($monitor, $ctx, $queues, $job, JobTask, $handler)
+    };
+    ($monitor:expr, $ctx:expr, $queues:expr, $job:expr, $task:ty, $handler:path) => {
         if $queues.includes($job) {
             let ctx = $ctx.clone();
             $monitor.register(move |_restarts| {
                 let queue = jobs::queue_name(&ctx.settings.redis_prefix, $job);
                 WorkerBuilder::new(worker_name(&queue))
-                    .backend(job_backend::<JobTask>(&ctx, $job))
+                    .backend(job_backend::<$task>(&ctx, $job))
                     .data(ctx.clone())
                     .concurrency(ctx.settings.worker.concurrency) // outermost: bounds all below
                     .catch_panic() // a panic must not kill the worker
+                    // Inside catch_panic, so a panic is reported on this delivery's hub.
+                    .layer(ObserveLayer::new($job, ctx.pool.clone()))
                     .enable_tracing()
                     .build($handler)
             })
@@ -44,11 +62,71 @@ macro_rules! register_job {
 /// Registers a worker for every job whose queue `queues` selects.
 pub fn register_all(monitor: Monitor, ctx: &JobContext, queues: &QueueSelection) -> Monitor {
     let monitor = register_job!(monitor, ctx, queues, jobs::CHECKOUT, checkout::handle);
-    register_job!(
+    let monitor = register_job!(
         monitor,
         ctx,
         queues,
         jobs::GEOCODE_ADDRESS,
         geocode_address::handle
+    );
+    let monitor = register_job!(
+        monitor,
+        ctx,
+        queues,
+        jobs::PAYMENT_EVENT,
+        WebhookEventTask,
+        payment_event::handle
+    );
+    let monitor = register_job!(
+        monitor,
+        ctx,
+        queues,
+        jobs::REFUND_ORDER,
+        refund_order::handle
+    );
+    let monitor = register_job!(
+        monitor,
+        ctx,
+        queues,
+        jobs::EXPIRE_ORDERS,
+        TickTask,
+        expire_orders::handle
+    );
+    register_sweeps(monitor, ctx, queues)
+}
+
+/// The sweeps the scheduler triggers besides expiry: each tick is one `TickTask`.
+fn register_sweeps(monitor: Monitor, ctx: &JobContext, queues: &QueueSelection) -> Monitor {
+    let monitor = register_job!(
+        monitor,
+        ctx,
+        queues,
+        jobs::RECONCILE_STOCK,
+        TickTask,
+        reconcile_stock::handle
+    );
+    let monitor = register_job!(
+        monitor,
+        ctx,
+        queues,
+        jobs::REQUEUE_STALE,
+        TickTask,
+        requeue_stale::handle
+    );
+    let monitor = register_job!(
+        monitor,
+        ctx,
+        queues,
+        jobs::PURGE_INACTIVE,
+        TickTask,
+        purge_inactive::handle
+    );
+    register_job!(
+        monitor,
+        ctx,
+        queues,
+        jobs::PRUNE_JOBS,
+        TickTask,
+        prune_jobs::handle
     )
 }

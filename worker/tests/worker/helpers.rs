@@ -120,6 +120,35 @@ impl WorkerProcess {
         assert!(status.success(), "kill -s {name} failed");
     }
 
+    /// Kills the process with SIGKILL, as the OOM killer or a lost node would: no draining, no
+    /// clean-up, no chance to hand its work back.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the worker");
+        self.child.wait().expect("reap the worker");
+    }
+
+    /// Peak and current resident memory in bytes (`VmHWM`, `VmRSS` of `/proc/<pid>/status`).
+    pub fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the worker is running");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+                .map(|kib| kib * 1024)
+                .unwrap_or_else(|| panic!("no {name} in {status}"))
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+
+    /// `GET path` on the metrics listener this process logged (`METRICS_ADDR=127.0.0.1:0`).
+    pub fn scrape(&self, path: &str) -> String {
+        let event = self.logged_message("metrics listening");
+        let addr = event["metrics.addr"].as_str().expect("metrics.addr");
+        test_support::http_get(addr, path)
+    }
+
     /// Waits for the process to exit, then collects the rest of its output.
     pub fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;

@@ -1,0 +1,150 @@
+//! Request metrics, the Sentry transaction of each request, and `GET /metrics`.
+//!
+//! [`observe`] wraps every request (inside the error policy, so it still sees which operation
+//! answered, also for errors):
+//! * `http_requests_total{route,method,status}`, `http_request_duration_seconds{route,method}`,
+//!   `http_requests_in_flight`; `route` is the OpenAPI operation id (e.g. `create_checkout`),
+//!   else the matched path template, else `unmatched` — never the raw path, so ids do not
+//!   become series;
+//! * a Sentry hub and transaction per request, continuing the caller's `sentry-trace` header:
+//!   errors logged while answering carry its trace, and jobs created by the request store it
+//!   (`shared::telemetry::trace_context`), so the worker continues the same trace. A 5xx that
+//!   nothing reported yet is reported here.
+
+use std::{sync::Arc, time::Instant};
+
+use poem::{
+    Endpoint, IntoResponse, PathPattern, Request, Response, handler,
+    http::{Method, StatusCode},
+};
+use poem_openapi::OperationId;
+use sentry::{Hub, SentryFutureExt as _, TransactionContext, protocol::SpanStatus};
+use shared::metrics;
+
+/// Headers that carry a caller's trace.
+const TRACE_HEADERS: [&str; 2] = ["sentry-trace", "baggage"];
+
+/// Middleware: metrics and the Sentry transaction of one request.
+pub async fn observe<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let mut watch = Watch::start(&req);
+    let answer = next.call(req);
+    let result = match watch.hub.clone() {
+        Some(hub) => answer.bind_hub(hub).await,
+        None => answer.await,
+    }
+    .map(IntoResponse::into_response);
+    let (route, status) = match &result {
+        Ok(resp) => (
+            route_of(resp.data::<OperationId>(), resp.data::<PathPattern>()),
+            resp.status(),
+        ),
+        Err(err) => (
+            route_of(err.data::<OperationId>(), err.data::<PathPattern>()),
+            err.status(),
+        ),
+    };
+    watch.finish(&route, status);
+    result
+}
+
+/// The `route` label: operation id, else path template, else `unmatched`.
+fn route_of(operation: Option<&OperationId>, pattern: Option<&PathPattern>) -> String {
+    match (operation, pattern) {
+        (Some(operation), _) => operation.0.to_owned(),
+        // The OpenAPI service is nested at `/`; a path none of its operations takes still
+        // matched that nest, with an empty pattern.
+        (None, Some(pattern)) if !pattern.0.is_empty() => pattern.0.to_string(),
+        _ => "unmatched".to_owned(),
+    }
+}
+
+/// One request in flight. Dropped without [`Watch::finish`] only when the handler panicked.
+struct Watch {
+    method: Method,
+    /// The request's hub and transaction; `None` while Sentry is off, which spares every
+    /// request the allocations.
+    hub: Option<Arc<Hub>>,
+    transaction: Option<sentry::Transaction>,
+    started: Instant,
+    finished: bool,
+}
+
+impl Watch {
+    /// Starts the request's transaction, continuing the caller's trace headers.
+    fn start(req: &Request) -> Self {
+        metrics::HTTP_IN_FLIGHT.add(&[], 1.0);
+        let method = req.method().clone();
+        let (hub, transaction) = if Hub::main().client().is_some() {
+            let headers: Vec<(&str, &str)> = TRACE_HEADERS
+                .iter()
+                .filter_map(|name| Some((*name, req.header(name)?)))
+                .collect();
+            let context =
+                TransactionContext::continue_from_headers(method.as_str(), "http.server", headers);
+            let hub = Arc::new(Hub::new_from_top(Hub::main()));
+            let transaction = hub.start_transaction(context);
+            hub.configure_scope(|scope| scope.set_span(Some(transaction.clone().into())));
+            (Some(hub), Some(transaction))
+        } else {
+            (None, None)
+        };
+        Self {
+            method,
+            hub,
+            transaction,
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    fn finish(&mut self, route: &str, status: StatusCode) {
+        self.finished = true;
+        let method = self.method.as_str();
+        metrics::HTTP_IN_FLIGHT.add(&[], -1.0);
+        metrics::HTTP_REQUESTS.inc(&[route, method, status.as_str()]);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        metrics::HTTP_DURATION.observe(&[route, method], elapsed);
+        let (Some(hub), Some(transaction)) = (self.hub.clone(), self.transaction.take()) else {
+            return;
+        };
+        if status.is_server_error() && hub.last_event_id().is_none() {
+            let message = format!("{method} {route} answered {status}");
+            hub.capture_message(&message, sentry::Level::Error);
+        }
+        transaction.set_name(&format!("{method} {route}"));
+        transaction.set_status(span_status(status));
+        // Finishing applies the current hub's scope to the transaction.
+        Hub::run(hub, || transaction.finish());
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish("panicked", StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    }
+}
+
+fn span_status(status: StatusCode) -> SpanStatus {
+    match status.as_u16() {
+        s if s < 400 => SpanStatus::Ok,
+        401 => SpanStatus::Unauthenticated,
+        403 => SpanStatus::PermissionDenied,
+        404 => SpanStatus::NotFound,
+        409 => SpanStatus::AlreadyExists,
+        429 => SpanStatus::ResourceExhausted,
+        s if s < 500 => SpanStatus::InvalidArgument,
+        503 => SpanStatus::Unavailable,
+        _ => SpanStatus::InternalError,
+    }
+}
+
+/// `GET /metrics`: the api's metrics in the Prometheus text format.
+#[handler]
+pub fn metrics_endpoint() -> Response {
+    metrics::refresh_rss();
+    metrics::render(metrics::API_FAMILIES)
+        .with_content_type("text/plain; version=0.0.4; charset=utf-8")
+        .into_response()
+}

@@ -1,0 +1,214 @@
+//! Settings of the operational side: schedules and the leader lock (scheduler), the sweeps
+//! (worker) and error reporting (every process).
+
+use std::{str::FromStr, time::Duration};
+
+use cron::Schedule;
+
+use super::{AppEnv, ConfigError, Env};
+use crate::jobs;
+
+/// Error and trace reporting to Sentry.
+#[derive(Debug, Clone)]
+pub struct SentrySettings {
+    /// `SENTRY_DSN` (unset = off).
+    pub dsn: Option<sentry::types::Dsn>,
+    /// `SENTRY_ENVIRONMENT` (`development` in dev, else `production`).
+    pub environment: String,
+    /// `SENTRY_TRACES_SAMPLE_RATE` (0.1): share of traces started here that are sent; a trace
+    /// continued from another process keeps that process's decision.
+    pub traces_sample_rate: f32,
+}
+
+/// What the scheduler emits and how its replicas elect the one that does.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    /// `SCHEDULE_EXPIRE_ORDERS` (`0 * * * * *`, every minute).
+    pub expire_orders: Option<Schedule>,
+    /// `SCHEDULE_RECONCILE_STOCK` (`0 */5 * * * *`, every 5 minutes).
+    pub reconcile_stock: Option<Schedule>,
+    /// `SCHEDULE_REQUEUE_STALE` (`*/30 * * * * *`, every 30 s).
+    pub requeue_stale: Option<Schedule>,
+    /// `SCHEDULE_PURGE_INACTIVE` (`0 0 3 * * *`, daily at 03:00 UTC).
+    pub purge_inactive: Option<Schedule>,
+    /// `SCHEDULE_PRUNE_JOBS` (`0 0 * * * *`, hourly).
+    pub prune_jobs: Option<Schedule>,
+    /// `SCHEDULER_LEADER_TTL_SECS` (10): how long the leader lock outlives its holder's last
+    /// renewal; renewed every 3/10 of it, so a dead leader is replaced within 1.3 × this.
+    pub leader_ttl: Duration,
+}
+
+impl SchedulerSettings {
+    /// Every periodic job with its schedule (`None` = switched off with `off`).
+    pub fn schedules(&self) -> [(&'static str, Option<&Schedule>); 5] {
+        [
+            (jobs::EXPIRE_ORDERS, self.expire_orders.as_ref()),
+            (jobs::RECONCILE_STOCK, self.reconcile_stock.as_ref()),
+            (jobs::REQUEUE_STALE, self.requeue_stale.as_ref()),
+            (jobs::PURGE_INACTIVE, self.purge_inactive.as_ref()),
+            (jobs::PRUNE_JOBS, self.prune_jobs.as_ref()),
+        ]
+    }
+}
+
+/// How far back the sweeps look (read by the worker that runs them).
+#[derive(Debug, Clone)]
+pub struct SweepSettings {
+    /// `REQUEUE_GRACE_SECS` (30): a job still `queued` (never failed) this long after its
+    /// last change, or `running` with its lease expired this long, is pushed again.
+    pub requeue_grace: Duration,
+    /// `REQUEUE_RETRY_GRACE_SECS` (600): the same for a job waiting for a retry, which its
+    /// handler scheduled with a backoff delay (up to 5 minutes); re-pushing it sooner would
+    /// defeat the backoff.
+    pub requeue_retry_grace: Duration,
+    /// `PURGE_AFTER_DAYS` (30): soft-deleted users and listings are hard-deleted after this.
+    pub purge_after: Duration,
+    /// `JOB_RETENTION_DAYS` (14): finished `jobs` rows are deleted after this.
+    pub job_retention: Duration,
+    /// `TASK_RETENTION_HOURS` (24): finished apalis task data in Redis is deleted after this.
+    /// Shorter than the rows: Postgres is the record, Redis memory is not for history.
+    pub task_retention: Duration,
+}
+
+/// Seconds in a day, as the multiplier a `Duration` takes.
+const DAY: u32 = 24 * 60 * 60;
+
+pub(super) fn sentry_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    app_env: AppEnv,
+) -> Result<SentrySettings, ConfigError> {
+    let dsn = env
+        .optional("SENTRY_DSN")
+        .map(|v| {
+            sentry::types::Dsn::from_str(v.trim())
+                .map_err(|e| env.invalid("SENTRY_DSN", format!("{e}")))
+        })
+        .transpose()?;
+    let default_environment = match app_env {
+        AppEnv::Dev => "development",
+        AppEnv::Production => "production",
+    };
+    let traces_sample_rate: f32 = env.parse("SENTRY_TRACES_SAMPLE_RATE", 0.1)?;
+    if !(0.0..=1.0).contains(&traces_sample_rate) {
+        return Err(env.invalid(
+            "SENTRY_TRACES_SAMPLE_RATE",
+            "must be between 0 and 1".into(),
+        ));
+    }
+    Ok(SentrySettings {
+        dsn,
+        environment: env.string("SENTRY_ENVIRONMENT", default_environment),
+        traces_sample_rate,
+    })
+}
+
+pub(super) fn scheduler_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<SchedulerSettings, ConfigError> {
+    let leader_ttl = env.secs("SCHEDULER_LEADER_TTL_SECS", 10)?;
+    if leader_ttl < Duration::from_secs(2) {
+        return Err(env.invalid("SCHEDULER_LEADER_TTL_SECS", "must be at least 2".into()));
+    }
+    Ok(SchedulerSettings {
+        expire_orders: schedule(env, "SCHEDULE_EXPIRE_ORDERS", "0 * * * * *")?,
+        reconcile_stock: schedule(env, "SCHEDULE_RECONCILE_STOCK", "0 */5 * * * *")?,
+        requeue_stale: schedule(env, "SCHEDULE_REQUEUE_STALE", "*/30 * * * * *")?,
+        purge_inactive: schedule(env, "SCHEDULE_PURGE_INACTIVE", "0 0 3 * * *")?,
+        prune_jobs: schedule(env, "SCHEDULE_PRUNE_JOBS", "0 0 * * * *")?,
+        leader_ttl,
+    })
+}
+
+pub(super) fn sweep_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<SweepSettings, ConfigError> {
+    Ok(SweepSettings {
+        requeue_grace: env.secs("REQUEUE_GRACE_SECS", 30)?,
+        requeue_retry_grace: env.secs("REQUEUE_RETRY_GRACE_SECS", 600)?,
+        purge_after: days(env, "PURGE_AFTER_DAYS", 30)?,
+        job_retention: days(env, "JOB_RETENTION_DAYS", 14)?,
+        task_retention: env.secs("TASK_RETENTION_HOURS", 24)? * 3600,
+    })
+}
+
+/// A cron expression with a seconds field (6 or 7 fields, UTC), or `off`.
+fn schedule<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    name: &'static str,
+    default: &str,
+) -> Result<Option<Schedule>, ConfigError> {
+    let value = env.string(name, default);
+    if value.trim() == "off" {
+        return Ok(None);
+    }
+    Schedule::from_str(value.trim()).map(Some).map_err(|e| {
+        env.invalid(
+            name,
+            format!("{value:?} is not a cron expression with seconds ({e}), nor `off`"),
+        )
+    })
+}
+
+fn days<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    name: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    Ok(env.secs(name, default)? * DAY)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::super::Settings;
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_default_schedules_are_the_documented_ones() {
+        let s = settings(&[]).unwrap().scheduler;
+        let every = |schedule: Option<&Schedule>| {
+            let mut upcoming = schedule.expect("on by default").upcoming(chrono::Utc);
+            let (a, b) = (upcoming.next().unwrap(), upcoming.next().unwrap());
+            (b - a).num_seconds()
+        };
+        let [expire, reconcile, requeue, purge, prune] = s.schedules();
+        assert_eq!(every(expire.1), 60);
+        assert_eq!(every(reconcile.1), 300);
+        assert_eq!(every(requeue.1), 30);
+        assert_eq!(every(purge.1), 86_400);
+        assert_eq!(every(prune.1), 3_600);
+        assert_eq!(s.leader_ttl, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_schedule_can_be_switched_off_and_a_bad_one_names_its_variable() {
+        let s = settings(&[("SCHEDULE_PRUNE_JOBS", "off")]).unwrap();
+        assert!(s.scheduler.prune_jobs.is_none());
+        let err = settings(&[("SCHEDULE_REQUEUE_STALE", "every 30s")]).unwrap_err();
+        assert_eq!(err.name, "SCHEDULE_REQUEUE_STALE");
+    }
+
+    #[test]
+    fn sweep_periods_and_sentry_settings_are_read_and_checked() {
+        let s = settings(&[("PURGE_AFTER_DAYS", "7"), ("TASK_RETENTION_HOURS", "2")]).unwrap();
+        assert_eq!(s.sweeps.purge_after, Duration::from_secs(7 * 86_400));
+        assert_eq!(s.sweeps.task_retention, Duration::from_secs(7200));
+        assert_eq!(s.sweeps.job_retention, Duration::from_secs(14 * 86_400));
+        assert!(s.sentry.dsn.is_none());
+        let err = settings(&[("SENTRY_DSN", "not a dsn")]).unwrap_err();
+        assert_eq!(err.name, "SENTRY_DSN");
+        let err = settings(&[("SENTRY_TRACES_SAMPLE_RATE", "2")]).unwrap_err();
+        assert_eq!(err.name, "SENTRY_TRACES_SAMPLE_RATE");
+        let ok = settings(&[("SENTRY_DSN", "http://public@127.0.0.1:9/1")]).unwrap();
+        assert!(ok.sentry.dsn.is_some());
+    }
+}

@@ -1,0 +1,193 @@
+//! What happens to an order after checkout: payment, refunds, expiry claims and shipments.
+//!
+//! Every function that changes stock expects the order row to be locked by the caller's
+//! transaction (or locks it with its own conditional UPDATE) and then locks the order's
+//! listings in id order, like checkout and `orders::close_pending`, so these transactions can
+//! never deadlock with each other.
+
+use std::time::Duration;
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{StoreError, ledger};
+
+/// Locks the listings of an order's lines, in id order.
+async fn lock_listings_of(conn: &mut PgConnection, order_id: Uuid) -> Result<(), StoreError> {
+    sqlx::query(
+        "SELECT l.id FROM listings l
+         WHERE l.id IN (SELECT listing_id FROM order_lines WHERE order_id = $1)
+         ORDER BY l.id FOR UPDATE",
+    )
+    .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a pending order `paid`: its lines await shipment, the sold units leave both
+/// `quantity` and `reserved` (so the stock gate's "available" is unchanged), and the sellers
+/// are credited (`fee_bps` platform fee). `false` when the order was not pending; nothing
+/// changed then.
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub async fn mark_paid(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    fee_bps: i64,
+) -> Result<bool, StoreError> {
+    let paid = sqlx::query(
+        "UPDATE orders SET status = 'paid', paid_at = now()
+         WHERE id = $1 AND status = 'pending_payment'",
+    )
+    .bind(order_id)
+    .execute(&mut *conn)
+    .await?;
+    if paid.rows_affected() == 0 {
+        return Ok(false);
+    }
+    lock_listings_of(conn, order_id).await?;
+    sqlx::query(
+        "WITH units AS (
+             SELECT listing_id, sum(quantity)::int AS quantity FROM order_lines
+             WHERE order_id = $1 AND listing_id IS NOT NULL GROUP BY listing_id),
+         sold AS (
+             UPDATE listings l SET quantity = l.quantity - u.quantity, reserved = l.reserved - u.quantity
+             FROM units u WHERE l.id = u.listing_id)
+         UPDATE order_lines SET status = 'awaiting_shipment' WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .execute(&mut *conn)
+    .await?;
+    ledger::credit_sale(conn, order_id, fee_bps).await?;
+    Ok(true)
+}
+
+/// Records the automatic refund of a payment that arrived after the order was closed
+/// (`expired` or `cancelled`): the order ends `refunded` with reason `late_payment_refunded`.
+/// Its stock was released when it closed, so no unit moves. The ledger gets the sale and its
+/// reversal, so the money is traceable and nets to zero for the sellers. `false` when the order
+/// was not closed.
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub async fn record_late_refund(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    refund_id: Option<&str>,
+    fee_bps: i64,
+) -> Result<bool, StoreError> {
+    let refunded = sqlx::query(
+        "UPDATE orders SET status = 'refunded', status_reason = 'late_payment_refunded',
+                refund_id = $2, closed_at = coalesce(closed_at, now())
+         WHERE id = $1 AND status IN ('expired', 'cancelled')",
+    )
+    .bind(order_id)
+    .bind(refund_id)
+    .execute(&mut *conn)
+    .await?;
+    if refunded.rows_affected() == 0 {
+        return Ok(false);
+    }
+    ledger::credit_sale(conn, order_id, fee_bps).await?;
+    ledger::reverse_order(conn, order_id).await?;
+    Ok(true)
+}
+
+/// Refunds a paid order: `refunded` (reason `refunded_by_buyer`), lines `refunded`, the units
+/// back in stock (`quantity += n`) and the sellers' credit reversed. Returns the restocked
+/// (listing, units) pairs, or `None` when the order was not `paid`.
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub async fn refund_paid(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    refund_id: Option<&str>,
+) -> Result<Option<Vec<(Uuid, i32)>>, StoreError> {
+    let refunded = sqlx::query(
+        "UPDATE orders SET status = 'refunded', status_reason = 'refunded_by_buyer',
+                refund_id = $2, closed_at = now()
+         WHERE id = $1 AND status = 'paid'",
+    )
+    .bind(order_id)
+    .bind(refund_id)
+    .execute(&mut *conn)
+    .await?;
+    if refunded.rows_affected() == 0 {
+        return Ok(None);
+    }
+    lock_listings_of(conn, order_id).await?;
+    let restocked: Vec<(Uuid, i32)> = sqlx::query_as(
+        "WITH units AS (
+             SELECT listing_id, sum(quantity)::int AS quantity FROM order_lines
+             WHERE order_id = $1 AND listing_id IS NOT NULL GROUP BY listing_id),
+         lines AS (UPDATE order_lines SET status = 'refunded' WHERE order_id = $1)
+         UPDATE listings l SET quantity = l.quantity + u.quantity
+         FROM units u WHERE l.id = u.listing_id
+         RETURNING l.id, u.quantity",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    ledger::reverse_order(conn, order_id).await?;
+    Ok(Some(restocked))
+}
+
+/// Claims up to `limit` pending orders past their deadline for one expiry run, for `lease`:
+/// concurrent runs skip rows another run has locked or claimed, so each order is handled by
+/// one run. Returns (order id, PaymentIntent id) pairs, oldest deadline first.
+#[tracing::instrument(skip_all)]
+pub async fn claim_expired(
+    conn: &mut PgConnection,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<(Uuid, Option<String>)>, StoreError> {
+    Ok(sqlx::query_as(
+        "UPDATE orders o SET expiry_claimed_until = now() + make_interval(secs => $2)
+         WHERE o.id IN (
+             SELECT id FROM orders
+             WHERE status = 'pending_payment' AND expires_at < now()
+               AND (expiry_claimed_until IS NULL OR expiry_claimed_until < now())
+             ORDER BY expires_at LIMIT $1
+             FOR UPDATE SKIP LOCKED)
+         RETURNING o.id, o.payment_intent_id",
+    )
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The queued or running `refund_order` job of an order, if any.
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub async fn active_refund_job(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<Uuid>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM jobs
+         WHERE kind = 'refund_order' AND status IN ('queued', 'running')
+           AND payload->>'order_id' = $1
+         ORDER BY id LIMIT 1",
+    )
+    .bind(order_id.to_string())
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Marks lines of an order `shipped` with a tracking code; only lines awaiting shipment change.
+/// Returns how many did.
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub async fn ship_lines(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    line_ids: &[Uuid],
+    tracking_code: &str,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE order_lines SET status = 'shipped', tracking_code = $3, shipped_at = now()
+         WHERE order_id = $1 AND id = ANY($2) AND status = 'awaiting_shipment'",
+    )
+    .bind(order_id)
+    .bind(line_ids)
+    .bind(tracking_code)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}

@@ -1,0 +1,150 @@
+//! `webhook_events`: Stripe events, stored before they are acknowledged and processed by the
+//! `payment_event` job. The row is the job's record: `processed_at IS NULL` means work is
+//! pending (the sweeper re-pushes such rows), `attempts` counts deliveries.
+
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use super::StoreError;
+
+/// An event as the `payment_event` job reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WebhookEventRow {
+    /// Stripe's event id (`evt_…`), or `evt_dev_…` in development payment mode.
+    pub id: String,
+    /// e.g. `payment_intent.succeeded`.
+    pub event_type: String,
+    /// The PaymentIntent the event is about.
+    pub object_id: Option<String>,
+    /// The event as received.
+    pub payload: Value,
+    /// Deliveries so far, this one included.
+    pub attempts: i32,
+}
+
+/// What [`insert_if_known`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// A new row: push a job for it.
+    New,
+    /// The event was stored before (Stripe delivers at least once).
+    Duplicate,
+    /// No order has this PaymentIntent: not ours, nothing stored.
+    UnknownObject,
+}
+
+/// Stores an event about PaymentIntent `object_id` if an order has that intent, in one
+/// statement. `payload` is the raw JSON text; Postgres parses it, so it is never re-serialised
+/// on the way in.
+#[tracing::instrument(skip_all, fields(event.id = %id))]
+pub async fn insert_if_known(
+    conn: &mut PgConnection,
+    id: &str,
+    event_type: &str,
+    object_id: &str,
+    payload: &str,
+) -> Result<Inserted, StoreError> {
+    let (known, inserted): (bool, bool) = sqlx::query_as(
+        "WITH known AS (SELECT EXISTS (SELECT 1 FROM orders WHERE payment_intent_id = $3) AS yes),
+         inserted AS (
+             INSERT INTO webhook_events (id, event_type, object_id, payload)
+             SELECT $1, $2, $3, $4::jsonb FROM known WHERE known.yes
+             ON CONFLICT (id) DO NOTHING
+             RETURNING 1)
+         SELECT (SELECT yes FROM known), EXISTS (SELECT 1 FROM inserted)",
+    )
+    .bind(id)
+    .bind(event_type)
+    .bind(object_id)
+    .bind(payload)
+    .fetch_one(conn)
+    .await?;
+    Ok(match (known, inserted) {
+        (false, _) => Inserted::UnknownObject,
+        (true, true) => Inserted::New,
+        (true, false) => Inserted::Duplicate,
+    })
+}
+
+/// Stores an event made up locally (development payment mode).
+#[tracing::instrument(skip_all, fields(event.id = %id))]
+pub async fn insert(
+    conn: &mut PgConnection,
+    id: &str,
+    event_type: &str,
+    object_id: &str,
+    payload: &Value,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_events (id, event_type, object_id, payload) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(event_type)
+    .bind(object_id)
+    .bind(payload)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims an unprocessed event for one delivery and counts it. `None` when it was processed
+/// already (or does not exist), so a duplicate delivery does nothing.
+///
+/// There is no lease: two deliveries of the same event may run at once, and that is safe,
+/// because every decision is re-made under the order's row lock from the order's current
+/// state, and the event is marked processed in the same transaction as the change.
+#[tracing::instrument(skip_all, fields(event.id = %id))]
+pub async fn claim(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<WebhookEventRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "UPDATE webhook_events SET attempts = attempts + 1
+         WHERE id = $1 AND processed_at IS NULL
+         RETURNING id, event_type, object_id, payload, attempts",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Marks an event processed, with an optional note (why it was ignored, or why it was given
+/// up). Call it in the transaction that applies the event.
+#[tracing::instrument(skip_all, fields(event.id = %id))]
+pub async fn mark_processed(
+    conn: &mut PgConnection,
+    id: &str,
+    note: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE webhook_events SET processed_at = now(), error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(note)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records why a delivery failed; the event stays unprocessed and is retried.
+#[tracing::instrument(skip_all, fields(event.id = %id))]
+pub async fn record_error(
+    conn: &mut PgConnection,
+    id: &str,
+    error: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE webhook_events SET error = $2 WHERE id = $1 AND processed_at IS NULL")
+        .bind(id)
+        .bind(error)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ids of unprocessed events, oldest first (tests and the sweeper).
+#[tracing::instrument(skip_all)]
+pub async fn unprocessed_ids(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM webhook_events WHERE processed_at IS NULL ORDER BY received_at, id",
+    )
+    .fetch_all(conn)
+    .await?)
+}

@@ -1,0 +1,173 @@
+//! The `payment_event` job: one delivery of one stored webhook event.
+//!
+//! 1. Claim the `webhook_events` row (an already processed event does nothing) and count the
+//!    attempt.
+//! 2. Find the order by its PaymentIntent and learn the intent's real state. Events arrive
+//!    late, twice and out of order, so the event type is never trusted on its own: a final
+//!    state carried by a signed event (`succeeded`, `canceled`) cannot be stale and is used as
+//!    is; any other state is fetched from Stripe, outside any transaction.
+//! 3. Apply that state under the order's row lock ([`super::settle`]), marking the event
+//!    processed in the same transaction.
+
+use super::{
+    PaymentDeps,
+    settle::{self, SettleError, Settlement},
+};
+use crate::{
+    db::{self, StoreError, webhook_events::WebhookEventRow},
+    payments::{IntentStatus, PaymentError},
+};
+
+/// Deliveries after which an event that keeps failing is given up (recorded, logged as an
+/// error, and left to the expiry job, which cancels the intent or applies its success).
+pub const MAX_ATTEMPTS: i32 = 25;
+
+/// How a delivery ended (also stored by apalis as the task result).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum EventOutcome {
+    /// The event was processed already.
+    Skipped,
+    /// Nothing to apply (see `reason`); the event is marked processed.
+    Ignored {
+        /// Why.
+        reason: String,
+    },
+    /// The PaymentIntent is in a state that does not change the order (processing, failed and
+    /// awaiting a new payment method, ...); the buyer may still pay.
+    Unchanged {
+        /// The intent's status.
+        intent_status: String,
+    },
+    /// A final state was applied.
+    Settled {
+        /// What it did.
+        settlement: Settlement,
+    },
+    /// Failed permanently or too often; recorded on the event and logged.
+    GaveUp {
+        /// The last error.
+        error: String,
+    },
+}
+
+/// A delivery that should be retried; the event stays unprocessed with this error recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// Stripe could not be asked, or refused (`Permanent` errors are given up at once).
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    /// Database failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for EventError {
+    fn from(e: sqlx::Error) -> Self {
+        EventError::Store(e.into())
+    }
+}
+
+impl From<SettleError> for EventError {
+    fn from(e: SettleError) -> Self {
+        match e {
+            SettleError::Refund(e) => EventError::Payment(e),
+            SettleError::Store(e) => EventError::Store(e),
+        }
+    }
+}
+
+/// Runs one delivery of event `event_id`.
+#[tracing::instrument(skip_all, fields(event.id = %event_id))]
+pub async fn process(deps: &PaymentDeps, event_id: &str) -> Result<EventOutcome, EventError> {
+    let claimed = {
+        let mut conn = deps.pool.acquire().await?;
+        db::webhook_events::claim(&mut conn, event_id).await?
+    };
+    let Some(event) = claimed else {
+        return Ok(EventOutcome::Skipped);
+    };
+    let error = match apply(deps, &event).await {
+        Ok(outcome) => return Ok(outcome),
+        Err(e) => e,
+    };
+    let permanent = matches!(error, EventError::Payment(PaymentError::Permanent { .. }));
+    let mut conn = deps.pool.acquire().await?;
+    if permanent || event.attempts >= MAX_ATTEMPTS {
+        // Money may be involved: this needs a human, so it is logged as an error (Sentry).
+        tracing::error!(
+            error.message = %error, attempts = event.attempts,
+            "payment event given up"
+        );
+        let note = format!("gave up after {} attempts: {error}", event.attempts);
+        db::webhook_events::mark_processed(&mut conn, &event.id, Some(&note)).await?;
+        return Ok(EventOutcome::GaveUp {
+            error: error.to_string(),
+        });
+    }
+    db::webhook_events::record_error(&mut conn, &event.id, &error.to_string()).await?;
+    Err(error)
+}
+
+async fn apply(deps: &PaymentDeps, event: &WebhookEventRow) -> Result<EventOutcome, EventError> {
+    let Some(intent_id) = event.object_id.as_deref() else {
+        return ignore(deps, event, "the event names no payment intent").await;
+    };
+    let order = {
+        let mut conn = deps.pool.acquire().await?;
+        db::orders::find_by_payment_intent(&mut conn, intent_id).await?
+    };
+    let Some(order) = order else {
+        return ignore(deps, event, "no order has this payment intent").await;
+    };
+    let Some(status) = intent_status(deps, event, intent_id).await? else {
+        return ignore(deps, event, "the event carries no known intent status").await;
+    };
+    let id = Some(event.id.as_str());
+    let settlement = match status {
+        IntentStatus::Succeeded => settle::succeeded(deps, order.id, intent_id, id).await?,
+        IntentStatus::Canceled => settle::canceled(deps, order.id, id).await?,
+        other => {
+            // `payment_failed` leaves the intent awaiting a new payment method; `processing`
+            // will settle later with its own event. The order stays pending either way.
+            let mut conn = deps.pool.acquire().await?;
+            let note = format!("intent is {other}; order unchanged");
+            db::webhook_events::mark_processed(&mut conn, &event.id, Some(&note)).await?;
+            return Ok(EventOutcome::Unchanged {
+                intent_status: other.to_string(),
+            });
+        }
+    };
+    Ok(EventOutcome::Settled { settlement })
+}
+
+/// The intent's real state: a final state from the signed event, otherwise Stripe's current
+/// answer. In development mode there is no Stripe to ask: the event was made up by this
+/// process (`dev::simulate`) and is the truth.
+async fn intent_status(
+    deps: &PaymentDeps,
+    event: &WebhookEventRow,
+    intent_id: &str,
+) -> Result<Option<IntentStatus>, PaymentError> {
+    let embedded = event.payload["data"]["object"]["status"]
+        .as_str()
+        .and_then(IntentStatus::parse);
+    match embedded {
+        Some(status) if status.is_final() => Ok(Some(status)),
+        _ if deps.payments.is_dev() => Ok(embedded),
+        _ => Ok(Some(deps.payments.retrieve_intent(intent_id).await?.status)),
+    }
+}
+
+async fn ignore(
+    deps: &PaymentDeps,
+    event: &WebhookEventRow,
+    reason: &str,
+) -> Result<EventOutcome, EventError> {
+    let mut conn = deps.pool.acquire().await?;
+    db::webhook_events::mark_processed(&mut conn, &event.id, Some(reason)).await?;
+    tracing::info!(reason, "payment event ignored");
+    Ok(EventOutcome::Ignored {
+        reason: reason.to_owned(),
+    })
+}

@@ -1,0 +1,134 @@
+//! A Redis restart does not leave the worker silently dead: its job workers fail, the monitor
+//! restarts them (`restart.rs`), and they consume the queue again once Redis is back. Runs a
+//! private `redis-server` (installed with Redis; `.ci/run` installs it), since restarting the
+//! shared one would disturb every other test.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use shared::{jobs, queue::JobQueue};
+use test_support::TestApp;
+use uuid::Uuid;
+
+use crate::fleet::spawn_worker;
+
+/// A throwaway Redis on a port of its own, without persistence (as in docker-compose).
+struct PrivateRedis {
+    child: Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address").port()
+}
+
+/// Whether `redis-server` can be started here (installed with Redis; GitHub's runners only
+/// have it once the workflow installs it, since Redis itself runs in a service container).
+fn redis_server_installed() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_redis_restart_the_worker_reconnects_and_consumes_again() {
+    if !redis_server_installed() {
+        eprintln!("SKIPPED: no redis-server binary to restart (apt-get install redis-server)");
+        return;
+    }
+    // Arrange: a worker on a private Redis.
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let redis = PrivateRedis::start(port);
+    let app = TestApp::spawn().await;
+    let mut worker = spawn_worker(&app, &[("REDIS_URL", &url)]);
+    worker.wait_for_message("worker running", Duration::from_secs(30));
+
+    // Act: Redis goes away and comes back empty; then a task is pushed.
+    drop(redis);
+    std::thread::sleep(Duration::from_secs(1));
+    let _redis = PrivateRedis::start(port);
+    let conn = shared::kv::connect_redis(&url)
+        .await
+        .expect("Redis is back");
+    let queue = JobQueue::new(
+        conn.clone(),
+        &app.settings.redis_prefix,
+        &app.settings.worker,
+    );
+    // A task for a job row that does not exist: the handler finds nothing to claim and ends.
+    queue
+        .push(jobs::CHECKOUT, Uuid::now_v7())
+        .await
+        .expect("push");
+
+    // Assert: the task is handled, and the worker process is still the same one.
+    let done_set = jobs::redis_config(
+        &app.settings.redis_prefix,
+        jobs::CHECKOUT,
+        &app.settings.worker,
+    )
+    .done_jobs_set();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done: usize = redis::cmd("SCARD")
+            .arg(&done_set)
+            .query_async(&mut conn.clone())
+            .await
+            .expect("SCARD");
+        if done == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the task was not handled after the restart; output: {:#?}",
+            worker.output
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker.signal("TERM");
+    let status = worker.wait_for_exit(Duration::from_secs(20));
+    assert!(
+        status.success(),
+        "exit {status}; output: {:#?}",
+        worker.output
+    );
+    assert!(
+        worker.logged("job worker failed"),
+        "no restart seen: {:#?}",
+        worker.output
+    );
+}

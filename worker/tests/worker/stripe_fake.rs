@@ -1,0 +1,100 @@
+//! A local fake of Stripe's `POST /v1/payment_intents` whose first answer can be slow, so a
+//! test can stop a worker in the middle of a checkout. The body has every field async-stripe's
+//! strict parser requires (shape as in `shared/tests/payments.rs`).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wiremock::{
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+    matchers::{method, path},
+};
+
+const CREATE: &str = "/v1/payment_intents";
+
+/// A PaymentIntent awaiting payment, the way Stripe serialises it.
+fn intent_json(id: &str, amount: i64, order_id: &str) -> Value {
+    json!({
+        "id": id, "object": "payment_intent", "amount": amount, "amount_capturable": 0,
+        "amount_details": { "tip": {} }, "amount_received": 0, "application": null,
+        "application_fee_amount": null,
+        "automatic_payment_methods": { "allow_redirects": "always", "enabled": true },
+        "canceled_at": null, "cancellation_reason": null, "capture_method": "automatic_async",
+        "client_secret": format!("{id}_secret_test"), "confirmation_method": "automatic",
+        "created": 1_764_000_000, "currency": "usd", "customer": null, "description": null,
+        "excluded_payment_method_types": null, "last_payment_error": null, "latest_charge": null,
+        "livemode": false, "metadata": { "order_id": order_id }, "next_action": null,
+        "on_behalf_of": null, "payment_method": null,
+        "payment_method_configuration_details": { "id": "pmc_test", "parent": null },
+        "payment_method_options": {
+            "card": { "installments": null, "mandate_options": null, "network": null,
+                      "request_three_d_secure": "automatic" },
+            "link": { "persistent_token": null }
+        },
+        "payment_method_types": ["card", "link"], "processing": null, "receipt_email": null,
+        "review": null, "setup_future_usage": null, "shipping": null, "source": null,
+        "statement_descriptor": null, "statement_descriptor_suffix": null,
+        "status": "requires_payment_method", "transfer_data": null, "transfer_group": null
+    })
+}
+
+/// Answers like Stripe: one intent per order (named in `metadata[order_id]`).
+struct CreateIntent {
+    delay: Duration,
+}
+
+impl Respond for CreateIntent {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body = String::from_utf8_lossy(&request.body);
+        let field = |name: &str| {
+            body.split('&')
+                .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let order_id = field("metadata%5Border_id%5D");
+        let amount = field("amount").parse().unwrap_or(0);
+        let id = format!("pi_{}", order_id.replace('-', ""));
+        ResponseTemplate::new(200)
+            .set_body_json(intent_json(&id, amount, &order_id))
+            .set_delay(self.delay)
+    }
+}
+
+/// A fake whose first `create` answers after `first_delay`, and every later one at once.
+pub async fn slow_first_intent(first_delay: Duration) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(CREATE))
+        .respond_with(CreateIntent { delay: first_delay })
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(CREATE))
+        .respond_with(CreateIntent {
+            delay: Duration::ZERO,
+        })
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The `Idempotency-Key` of every `create` received so far.
+pub async fn create_keys(server: &MockServer) -> Vec<String> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == CREATE)
+        .map(|r| {
+            r.headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
