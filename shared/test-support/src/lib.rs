@@ -8,6 +8,7 @@
 mod app;
 mod db;
 mod http;
+pub mod process;
 
 pub use app::{TestApp, TestResponse};
 pub use db::TestDb;
