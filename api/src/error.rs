@@ -253,10 +253,46 @@ pub fn error_response(err: poem::Error) -> Response {
     json.with_status(status).into_response()
 }
 
+/// The answer to a handler that panicked: a 500 in the error envelope instead of a dropped
+/// connection (the panic itself is logged and reported by the panic hook).
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let json = body("internal_error", "an unexpected error occurred", json!({}));
+    json.with_status(StatusCode::INTERNAL_SERVER_ERROR)
+        .into_response()
+}
+
 /// Middleware: every error leaving the app, whatever produced it, uses the error envelope.
 pub async fn json_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     match next.call(req).await {
         Ok(resp) => Ok(resp.into_response()),
         Err(err) => Ok(error_response(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::{EndpointExt, Route, get, handler, middleware::CatchPanic, test::TestClient};
+
+    use super::*;
+
+    #[handler]
+    fn explode() -> &'static str {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_in_the_error_envelope() {
+        let app = Route::new()
+            .at("/", get(explode))
+            .with(CatchPanic::new().with_handler(panic_response));
+        let resp = TestClient::new(app).get("/").send().await;
+        resp.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = resp.json().await;
+        body.value()
+            .object()
+            .get("error")
+            .object()
+            .get("code")
+            .assert_string("internal_error");
     }
 }

@@ -13,7 +13,7 @@ use poem::{
     EndpointExt, Route, Server,
     endpoint::BoxEndpoint,
     listener::TcpListener,
-    middleware::{RequestId, Tracing},
+    middleware::{CatchPanic, RequestId, Tracing},
 };
 use poem_openapi::OpenApiService;
 use shared::config::Settings;
@@ -42,6 +42,7 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
         .nest("/docs", docs)
         .at("/metrics", poem::get(observe::metrics_endpoint))
         .with(body_limit::BodyLimit::new(max_body))
+        .with(CatchPanic::new().with_handler(error::panic_response))
         // Inside the error policy: it still sees which operation answered, also for errors.
         .around(observe::observe)
         .around(error::json_errors)
