@@ -17,6 +17,9 @@ USAGE:
 SCENARIOS:
   hot    many buyers race for few units of one listing (thundering herd at one instant)
   wide   many buyers, many listings with plenty of stock, a bounded number of requests in flight
+  paid   wide catalogue; each buyer checks out, then a signed payment_intent.succeeded webhook
+         pays the order (the bench plays Stripe); measured until every order is paid
+  webhooks  signed webhooks at a fixed rate (open loop) for orders checked out beforehand
 
 FLAGS (environment fallback in brackets):
   --api URL                 api base URL [BENCH_API] (http://127.0.0.1:8080)
@@ -32,6 +35,12 @@ FLAGS (environment fallback in brackets):
   --wide-listings N         (500)
   --wide-stock N            units per wide listing (1000000)
   --wide-concurrency N      checkout requests in flight at once (64)
+  --paid-buyers N           buyers of `paid` (3000)
+  --paid-concurrency N      checkout + webhook requests in flight at once in `paid` (64)
+  --webhook-rate N          webhooks per second in `webhooks` (1000)
+  --webhook-secs N          how long `webhooks` sends (5); its orders = rate x secs
+  --webhook-secret S        the api's STRIPE_WEBHOOK_SECRET, to sign events [BENCH_WEBHOOK_SECRET,
+                            then STRIPE_WEBHOOK_SECRET]; paid/webhooks need it
   --setup-concurrency N     parallel requests while seeding (2 x cores)
   --job-timeout-secs N      give up waiting for a job after this long (60)
   --no-poll                 do not long-poll jobs over HTTP; watch them finish in Postgres instead
@@ -46,6 +55,10 @@ pub(crate) enum Scenario {
     Hot,
     /// Many buyers spread over many well-stocked listings.
     Wide,
+    /// Like `wide`, and every order is then paid through a signed webhook.
+    Paid,
+    /// Signed webhooks at a fixed rate for orders prepared beforehand.
+    Webhooks,
 }
 
 impl Scenario {
@@ -53,6 +66,8 @@ impl Scenario {
         match self {
             Scenario::Hot => "hot",
             Scenario::Wide => "wide",
+            Scenario::Paid => "paid",
+            Scenario::Webhooks => "webhooks",
         }
     }
 }
@@ -74,6 +89,11 @@ pub(crate) struct RunArgs {
     pub wide_listings: usize,
     pub wide_stock: i64,
     pub wide_concurrency: usize,
+    pub paid_buyers: usize,
+    pub paid_concurrency: usize,
+    pub webhook_rate: u32,
+    pub webhook_secs: u32,
+    pub webhook_secret: Option<String>,
     pub setup_concurrency: usize,
     pub job_timeout: Duration,
     pub poll: bool,
@@ -130,6 +150,13 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Co
         wide_listings: 500,
         wide_stock: 1_000_000,
         wide_concurrency: 64,
+        paid_buyers: 3000,
+        paid_concurrency: 64,
+        webhook_rate: 1000,
+        webhook_secs: 5,
+        webhook_secret: ["BENCH_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty())),
         setup_concurrency: 2 * cores,
         job_timeout: Duration::from_secs(60),
         poll: true,
@@ -167,6 +194,11 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Co
             "--wide-listings" => run.wide_listings = number(&flag, &value()?)?,
             "--wide-stock" => run.wide_stock = number(&flag, &value()?)?,
             "--wide-concurrency" => run.wide_concurrency = number(&flag, &value()?)?,
+            "--paid-buyers" => run.paid_buyers = number(&flag, &value()?)?,
+            "--paid-concurrency" => run.paid_concurrency = number(&flag, &value()?)?,
+            "--webhook-rate" => run.webhook_rate = number(&flag, &value()?)?,
+            "--webhook-secs" => run.webhook_secs = number(&flag, &value()?)?,
+            "--webhook-secret" => run.webhook_secret = Some(value()?),
             "--setup-concurrency" => run.setup_concurrency = number(&flag, &value()?)?,
             "--job-timeout-secs" => {
                 run.job_timeout = Duration::from_secs(number(&flag, &value()?)?);
@@ -177,6 +209,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Co
             "--label" => run.label = Some(value()?),
             "hot" => run.scenarios.push(Scenario::Hot),
             "wide" => run.scenarios.push(Scenario::Wide),
+            "paid" => run.scenarios.push(Scenario::Paid),
+            "webhooks" => run.scenarios.push(Scenario::Webhooks),
             "reset-db" | "wait-ready" | "clean-redis" if sub.is_none() => sub = Some(flag),
             other => bail!("unknown argument {other:?} (see --help)"),
         }
@@ -184,8 +218,21 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Co
     if run.hot_buyers == 0 || run.wide_buyers == 0 || run.wide_listings == 0 {
         bail!("--hot-buyers, --wide-buyers and --wide-listings must be at least 1");
     }
-    if run.setup_concurrency == 0 || run.wide_concurrency == 0 {
-        bail!("--setup-concurrency and --wide-concurrency must be at least 1");
+    if run.setup_concurrency == 0 || run.wide_concurrency == 0 || run.paid_concurrency == 0 {
+        bail!("--setup-concurrency, --wide-concurrency and --paid-concurrency must be at least 1");
+    }
+    if run.paid_buyers == 0 || run.webhook_rate == 0 || run.webhook_secs == 0 {
+        bail!("--paid-buyers, --webhook-rate and --webhook-secs must be at least 1");
+    }
+    let needs_secret = run
+        .scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::Paid | Scenario::Webhooks));
+    if needs_secret && run.webhook_secret.is_none() {
+        bail!(
+            "paid and webhooks sign events with the api's webhook secret: pass --webhook-secret \
+             or set BENCH_WEBHOOK_SECRET (bench/run does)"
+        );
     }
     if !(1..=1_000_000).contains(&run.hot_units) || !(1..=1_000_000).contains(&run.wide_stock) {
         bail!("--hot-units and --wide-stock must be between 1 and 1000000 (the API's limit)");
@@ -252,5 +299,24 @@ mod tests {
         assert_eq!(run.scenarios, vec![Scenario::Hot, Scenario::Wide]);
         assert!(parse_strs(&["--nope"]).is_err());
         assert!(parse_strs(&["--hot-buyers"]).is_err());
+    }
+
+    #[test]
+    fn paid_and_webhooks_take_their_own_flags() {
+        let Command::Run(run) = parse_strs(&[
+            "paid",
+            "webhooks",
+            "--paid-buyers=200",
+            "--webhook-rate",
+            "500",
+            "--webhook-secret",
+            "whsec_x",
+        ])
+        .unwrap() else {
+            panic!("expected a run");
+        };
+        assert_eq!(run.scenarios, vec![Scenario::Paid, Scenario::Webhooks]);
+        assert_eq!((run.paid_buyers, run.webhook_rate), (200, 500));
+        assert_eq!(run.webhook_secret.as_deref(), Some("whsec_x"));
     }
 }

@@ -43,6 +43,7 @@ struct JobErrorBody {
 struct JobBody {
     status: String,
     error: Option<JobErrorBody>,
+    result: Option<Value>,
 }
 
 /// The answer to `POST /checkout`.
@@ -62,6 +63,17 @@ pub(crate) struct JobFinal {
     /// `succeeded`, `failed`, or `timeout:<last status>` / `error:<reason>`.
     pub status: String,
     pub error_code: Option<String>,
+    /// The job's `result` when it succeeded (checkout: `{order_id, client_secret}`).
+    pub result: Option<Value>,
+}
+
+/// The answer to a webhook delivery.
+#[derive(Debug)]
+pub(crate) struct WebhookAnswer {
+    /// HTTP status, 0 when the request failed without an answer.
+    pub status: u16,
+    /// `status` of a 200 body (`stored`, `duplicate`, `ignored`), else `error.code` or the error.
+    pub detail: String,
 }
 
 fn error_code(body: &str) -> Option<String> {
@@ -243,6 +255,7 @@ impl Api {
                 return JobFinal {
                     status: format!("timeout:{last}"),
                     error_code: None,
+                    result: None,
                 };
             }
             let wait = left.as_secs().clamp(1, 30);
@@ -256,6 +269,7 @@ impl Api {
                     return JobFinal {
                         status: format!("error:{e:#}"),
                         error_code: None,
+                        result: None,
                     };
                 }
             };
@@ -263,6 +277,7 @@ impl Api {
                 return JobFinal {
                     status: format!("error:{status}"),
                     error_code: error_code(&body),
+                    result: None,
                 };
             }
             match serde_json::from_str::<JobBody>(&body) {
@@ -270,6 +285,7 @@ impl Api {
                     return JobFinal {
                         status: j.status,
                         error_code: j.error.map(|e| e.code),
+                        result: j.result,
                     };
                 }
                 Ok(j) => last = j.status,
@@ -277,9 +293,37 @@ impl Api {
                     return JobFinal {
                         status: format!("error:bad job body ({e})"),
                         error_code: None,
+                        result: None,
                     };
                 }
             }
+        }
+    }
+
+    /// `POST /api/v1/webhooks/stripe` with `body` as raw bytes and `Stripe-Signature: signature`.
+    pub(crate) async fn post_webhook(&self, body: Vec<u8>, signature: &str) -> WebhookAnswer {
+        let req = self
+            .http
+            .post(self.url("/api/v1/webhooks/stripe"))
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("Stripe-Signature", signature)
+            .body(body);
+        match self.send(req).await {
+            Ok((status, body)) if status == StatusCode::OK => WebhookAnswer {
+                status: 200,
+                detail: serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| Some(v.get("status")?.as_str()?.to_owned()))
+                    .unwrap_or_else(|| format!("unexpected body {}", truncate(&body))),
+            },
+            Ok((status, body)) => WebhookAnswer {
+                status: status.as_u16(),
+                detail: error_code(&body).unwrap_or_else(|| truncate(&body)),
+            },
+            Err(e) => WebhookAnswer {
+                status: 0,
+                detail: format!("{e:#}"),
+            },
         }
     }
 }

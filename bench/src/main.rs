@@ -8,13 +8,16 @@ mod args;
 mod client;
 mod load;
 mod output;
+mod paid;
 mod procstat;
 mod report;
 mod scenario;
 mod setup;
 mod stats;
+mod stripe;
 mod timeline;
 mod verify;
+mod watch;
 
 use std::time::Duration;
 

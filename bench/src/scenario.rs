@@ -27,17 +27,18 @@ use crate::{
 
 /// Server settings worth recording next to the figures, read from the bench's own environment
 /// (`bench/run` exports the values it starts the servers with).
-const SERVER_ENV: &[&str] = &[
+pub(crate) const SERVER_ENV: &[&str] = &[
     "WORKER_CONCURRENCY",
     "WORKER_POLL_INTERVAL_MS",
     "DATABASE_MAX_CONNECTIONS",
     "REDIS_PREFIX",
+    "PLATFORM_FEE_BPS",
 ];
 
 /// Warm-up checkouts before each measured phase.
-const CANARIES: usize = 16;
+pub(crate) const CANARIES: usize = 16;
 
-fn plan(scenario: Scenario, args: &RunArgs) -> Plan {
+pub(crate) fn plan(scenario: Scenario, args: &RunArgs) -> Plan {
     let tag = format!(
         "{}{:06x}",
         scenario.name(),
@@ -52,7 +53,7 @@ fn plan(scenario: Scenario, args: &RunArgs) -> Plan {
             canaries: CANARIES,
             cart: Box::new(|_| 0),
         },
-        Scenario::Wide => {
+        Scenario::Wide | Scenario::Paid | Scenario::Webhooks => {
             let n = args.wide_listings;
             Plan {
                 tag,
@@ -60,7 +61,11 @@ fn plan(scenario: Scenario, args: &RunArgs) -> Plan {
                 listings: (0..n)
                     .map(|_| (args.wide_stock, rand::thread_rng().gen_range(100..10_000)))
                     .collect(),
-                buyers: args.wide_buyers,
+                buyers: match scenario {
+                    Scenario::Paid => args.paid_buyers,
+                    Scenario::Webhooks => (args.webhook_rate * args.webhook_secs) as usize,
+                    _ => args.wide_buyers,
+                },
                 canaries: CANARIES,
                 cart: Box::new(move |_| rand::thread_rng().gen_range(0..n)),
             }
@@ -68,7 +73,7 @@ fn plan(scenario: Scenario, args: &RunArgs) -> Plan {
     }
 }
 
-fn database_name(url: &str) -> String {
+pub(crate) fn database_name(url: &str) -> String {
     let path = url.rsplit('/').next().unwrap_or_default();
     path.split('?').next().unwrap_or_default().to_owned()
 }
@@ -88,6 +93,9 @@ pub(crate) async fn run(
     args: &RunArgs,
     pool: &PgPool,
 ) -> anyhow::Result<PathBuf> {
+    if matches!(scenario, Scenario::Paid | Scenario::Webhooks) {
+        return crate::paid::run(scenario, args, pool).await;
+    }
     let targets = Targets {
         api: procstat::find_pid("api", args.api_pid)?,
         worker: procstat::find_pid("worker", args.worker_pid)?,
@@ -98,6 +106,7 @@ pub(crate) async fn run(
         concurrency: match scenario {
             Scenario::Hot => (args.hot_concurrency > 0).then_some(args.hot_concurrency),
             Scenario::Wide => Some(args.wide_concurrency),
+            Scenario::Paid | Scenario::Webhooks => Some(args.paid_concurrency),
         },
         poll: args.poll,
         job_timeout: args.job_timeout,
@@ -183,7 +192,7 @@ async fn measure(
     })
 }
 
-fn config(args: &RunArgs, plan: &Plan, targets: &Targets, load: &Load) -> Config {
+pub(crate) fn config(args: &RunArgs, plan: &Plan, targets: &Targets, load: &Load) -> Config {
     Config {
         api: args.api.clone(),
         buyers: plan.buyers,
