@@ -29,7 +29,7 @@ COPY . .
 RUN --mount=type=cache,id=marketplace-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=marketplace-cargo-git,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,id=marketplace-target,target=/src/target,sharing=locked \
-    cargo build --release --locked --bins \
+    cargo build --release --locked -p api -p worker -p scheduler \
     && mkdir -p /out \
     && cp target/release/api target/release/worker target/release/scheduler /out/
 
