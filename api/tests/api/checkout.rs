@@ -555,6 +555,72 @@ async fn two_simultaneous_deliveries_of_one_job_create_one_order() {
 // 5. A crash (or outage) between the order commit and the PaymentIntent.
 
 #[tokio::test]
+async fn an_order_cancelled_while_payment_setup_is_retried_gets_no_payment_intent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(stripe_error(
+            500,
+            json!({ "type": "api_error", "message": "An unknown error occurred" }),
+        ))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(CreateIntent)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let app = stripe_app(&server).await;
+    let (_, seller) = app.signed_up("seller").await;
+    let l = listing(&app.create_listing(&seller, "Teapot", 2_000, 4).await);
+    let (_, buyer, address) = app.buyer("buyer").await;
+    app.add_to_cart(&buyer, &l, 1).await;
+    let job_id = accepted_job(&app.checkout(&buyer, &address, "k").await);
+    let deps = app.checkout_deps();
+    let first = checkout::process(&deps, job_id).await;
+    assert!(
+        matches!(first, Err(ProcessError::PaymentUnavailable(_))),
+        "{first:?}"
+    );
+    let order = order_of_job(&app, job_id).await.expect("order committed");
+
+    // The buyer gives up while the payment step waits for its retry.
+    let cancelled = app
+        .post(
+            &format!("/api/v1/orders/{}/cancel", order.id),
+            Some(&buyer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    let second = checkout::process(&deps, job_id).await.expect("second run");
+
+    assert_eq!(
+        second,
+        ProcessOutcome::Failed {
+            code: "order_closed".into()
+        }
+    );
+    let job = job_row(&app, job_id).await;
+    assert_eq!(job.status, "failed");
+    assert_eq!(job.error_code.as_deref(), Some("order_closed"));
+    let order = order_of_job(&app, job_id).await.expect("order kept");
+    assert_eq!(order.status, "cancelled");
+    assert_eq!(
+        order.payment_intent_id, None,
+        "no intent for a closed order"
+    );
+    let creates = requests_to(&server, "POST", "/v1/payment_intents").await;
+    assert_eq!(creates.len(), 1, "only the failed attempt reached Stripe");
+    assert_eq!(app.stock(&l).await, (4, 0));
+    assert_eq!(app.gate_counter(&l).await, Some(4));
+    app.assert_stock_invariant().await;
+}
+
+#[tokio::test]
 async fn a_payment_outage_after_the_order_commit_is_retried_into_one_order() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
