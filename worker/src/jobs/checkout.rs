@@ -1,6 +1,6 @@
 //! The `checkout` job: adapts an apalis delivery to `shared::checkout::process`.
 
-use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
+use apalis::prelude::{Attempt, BoxDynError, Data};
 use shared::{
     checkout::{self, ProcessError, ProcessOutcome},
     queue::JobTask,
@@ -26,13 +26,6 @@ pub async fn handle(
             tracing::warn!(error.message = %e, "checkout job will be retried");
             Err(e.into())
         }
-        Err(e @ ProcessError::Store(_)) if attempt.current() >= 25 => {
-            tracing::error!(error.message = %e, error.cause_chain = ?e, "checkout job abandoned");
-            Err(AbortError::new(e).into())
-        }
-        Err(e) => {
-            tracing::error!(error.message = %e, error.cause_chain = ?e, "checkout job failed; retrying");
-            Err(e.into())
-        }
+        Err(e) => Err(super::retry_or_abandon(checkout::JOB_KIND, e, &attempt)),
     }
 }

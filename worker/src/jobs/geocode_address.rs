@@ -1,6 +1,6 @@
 //! The `geocode_address` job: adapts an apalis delivery to `shared::geocode::process`.
 
-use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
+use apalis::prelude::{Attempt, BoxDynError, Data};
 use shared::{
     geocode::{self, ProcessOutcome},
     jobs,
@@ -42,13 +42,6 @@ pub async fn handle(
                 Ok(outcome)
             }
         },
-        Err(e) if attempt.current() >= 25 => {
-            tracing::error!(error.message = %e, error.cause_chain = ?e, "geocode job abandoned");
-            Err(AbortError::new(e).into())
-        }
-        Err(e) => {
-            tracing::error!(error.message = %e, error.cause_chain = ?e, "geocode job failed; retrying");
-            Err(e.into())
-        }
+        Err(e) => Err(super::retry_or_abandon(jobs::GEOCODE_ADDRESS, e, &attempt)),
     }
 }

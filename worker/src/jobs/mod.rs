@@ -18,7 +18,7 @@ mod reconcile_stock;
 mod refund_order;
 mod requeue_stale;
 
-use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{AbortError, Attempt, BoxDynError, Monitor, WorkerBuilder, WorkerBuilderExt};
 use shared::{
     jobs,
     queue::{JobTask, TickTask, WebhookEventTask},
@@ -29,6 +29,26 @@ use crate::{
     observe::ObserveLayer,
     queues::{QueueSelection, job_backend, worker_name},
 };
+
+/// apalis-redis re-delivers a failed task at most this many times, whatever `max_attempts`
+/// says (STACK.md, pitfall 3); past it the task would sit in the dead set with a stale status.
+pub(crate) const APALIS_DELIVERY_LIMIT: usize = 25;
+
+/// The error for a delivery that failed unexpectedly (database or Redis down): retried by apalis,
+/// or aborted (and logged once as given up) when apalis would not deliver it again anyway. The
+/// sweeper still finds the `jobs` row and re-pushes it once the outage is over.
+pub(crate) fn retry_or_abandon<E>(kind: &str, error: E, attempt: &Attempt) -> BoxDynError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    if attempt.current() >= APALIS_DELIVERY_LIMIT {
+        tracing::error!(job.kind = kind, error.message = %error, error.cause_chain = ?error, "job delivery abandoned");
+        AbortError::new(error).into()
+    } else {
+        tracing::error!(job.kind = kind, error.message = %error, error.cause_chain = ?error, "job delivery failed; retrying");
+        error.into()
+    }
+}
 
 /// Registers the worker for one queue when `$queues` selects it; its tasks are `JobTask`s
 /// unless another payload type is given (`TickTask` for periodic jobs, `WebhookEventTask` for

@@ -1,8 +1,8 @@
 //! The `payment_event` job: adapts an apalis delivery to `shared::payment_events::process`.
 
-use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
+use apalis::prelude::{Attempt, BoxDynError, Data};
 use shared::{
-    payment_events::{self, EventOutcome},
+    payment_events::{self, EventError, EventOutcome},
     queue::WebhookEventTask,
 };
 
@@ -23,13 +23,14 @@ pub async fn handle(
             tracing::info!(?outcome, "payment event done");
             Ok(outcome)
         }
-        Err(e) if attempt.current() >= 25 => {
-            tracing::error!(error.message = %e, error.cause_chain = ?e, "payment event abandoned");
-            Err(AbortError::new(e).into())
-        }
-        Err(e) => {
-            tracing::warn!(error.message = %e, error.cause_chain = ?e, "payment event failed; retrying");
+        Err(e @ EventError::Payment(_)) if attempt.current() < super::APALIS_DELIVERY_LIMIT => {
+            tracing::warn!(error.message = %e, "payment event will be retried (Stripe unavailable)");
             Err(e.into())
         }
+        Err(e) => Err(super::retry_or_abandon(
+            shared::jobs::PAYMENT_EVENT,
+            e,
+            &attempt,
+        )),
     }
 }

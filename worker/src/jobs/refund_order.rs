@@ -1,6 +1,6 @@
 //! The `refund_order` job: adapts an apalis delivery to `shared::refunds::process`.
 
-use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
+use apalis::prelude::{Attempt, BoxDynError, Data};
 use shared::{
     queue::JobTask,
     refunds::{self, RefundError, RefundOutcome},
@@ -25,13 +25,6 @@ pub async fn handle(
             tracing::warn!(error.message = %e, "refund job will be retried");
             Err(e.into())
         }
-        Err(e @ RefundError::Store(_)) if attempt.current() >= 25 => {
-            tracing::error!(error.message = %e, error.cause_chain = ?e, "refund job abandoned");
-            Err(AbortError::new(e).into())
-        }
-        Err(e) => {
-            tracing::error!(error.message = %e, error.cause_chain = ?e, "refund job failed; retrying");
-            Err(e.into())
-        }
+        Err(e) => Err(super::retry_or_abandon(refunds::JOB_KIND, e, &attempt)),
     }
 }
