@@ -9,6 +9,7 @@ mod app;
 mod db;
 mod http;
 pub mod process;
+pub mod stripe;
 
 pub use app::{TestApp, TestResponse};
 pub use db::TestDb;

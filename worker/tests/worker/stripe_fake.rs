@@ -4,39 +4,13 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use test_support::stripe::intent_json;
 use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
     matchers::{method, path},
 };
 
 const CREATE: &str = "/v1/payment_intents";
-
-/// A PaymentIntent awaiting payment, the way Stripe serialises it.
-fn intent_json(id: &str, amount: i64, order_id: &str) -> Value {
-    json!({
-        "id": id, "object": "payment_intent", "amount": amount, "amount_capturable": 0,
-        "amount_details": { "tip": {} }, "amount_received": 0, "application": null,
-        "application_fee_amount": null,
-        "automatic_payment_methods": { "allow_redirects": "always", "enabled": true },
-        "canceled_at": null, "cancellation_reason": null, "capture_method": "automatic_async",
-        "client_secret": format!("{id}_secret_test"), "confirmation_method": "automatic",
-        "created": 1_764_000_000, "currency": "usd", "customer": null, "description": null,
-        "excluded_payment_method_types": null, "last_payment_error": null, "latest_charge": null,
-        "livemode": false, "metadata": { "order_id": order_id }, "next_action": null,
-        "on_behalf_of": null, "payment_method": null,
-        "payment_method_configuration_details": { "id": "pmc_test", "parent": null },
-        "payment_method_options": {
-            "card": { "installments": null, "mandate_options": null, "network": null,
-                      "request_three_d_secure": "automatic" },
-            "link": { "persistent_token": null }
-        },
-        "payment_method_types": ["card", "link"], "processing": null, "receipt_email": null,
-        "review": null, "setup_future_usage": null, "shipping": null, "source": null,
-        "statement_descriptor": null, "statement_descriptor_suffix": null,
-        "status": "requires_payment_method", "transfer_data": null, "transfer_group": null
-    })
-}
 
 /// Answers like Stripe: one intent per order (named in `metadata[order_id]`).
 struct CreateIntent {
@@ -56,7 +30,12 @@ impl Respond for CreateIntent {
         let amount = field("amount").parse().unwrap_or(0);
         let id = format!("pi_{}", order_id.replace('-', ""));
         ResponseTemplate::new(200)
-            .set_body_json(intent_json(&id, amount, &order_id))
+            .set_body_json(intent_json(
+                &id,
+                "requires_payment_method",
+                amount,
+                &order_id,
+            ))
             .set_delay(self.delay)
     }
 }
