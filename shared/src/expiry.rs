@@ -13,12 +13,13 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::{
-    db::{self, StoreError},
+    db::{self, StoreError, orders::OrderRow},
     payment_events::{
         PaymentDeps,
+        mismatch::{self, Source},
         settle::{self, SettleError, Settlement},
     },
-    payments::{IntentStatus, PaymentError},
+    payments::{IntentStatus, PaymentError, matching::ExpectedPayment},
 };
 
 /// Orders claimed per batch.
@@ -42,6 +43,10 @@ pub struct ExpiryReport {
     pub deferred: u32,
     /// Orders someone else settled between the claim and the close.
     pub already_settled: u32,
+    /// Orders whose intent succeeded for something other than the order (amount, currency,
+    /// reference): the payment was refunded and the order expired.
+    #[serde(default)]
+    pub mismatched: u32,
 }
 
 /// Expires every pending order past its deadline (up to [`MAX_BATCHES`] batches).
@@ -53,8 +58,8 @@ pub async fn expire_orders(deps: &PaymentDeps) -> Result<ExpiryReport, StoreErro
             let mut conn = deps.pool.acquire().await?;
             db::settlement::claim_expired(&mut conn, BATCH_SIZE, CLAIM_LEASE).await?
         };
-        for (order_id, intent_id) in &claimed {
-            expire_one(deps, *order_id, intent_id.as_deref(), &mut report).await?;
+        for order in &claimed {
+            expire_one(deps, order, &mut report).await?;
         }
         if claimed.len() < BATCH_SIZE as usize {
             break;
@@ -66,18 +71,38 @@ pub async fn expire_orders(deps: &PaymentDeps) -> Result<ExpiryReport, StoreErro
     Ok(report)
 }
 
-#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+#[tracing::instrument(skip_all, fields(order.id = %order.id))]
 async fn expire_one(
     deps: &PaymentDeps,
-    order_id: Uuid,
-    intent_id: Option<&str>,
+    order: &OrderRow,
     report: &mut ExpiryReport,
 ) -> Result<(), StoreError> {
-    if let Some(intent_id) = intent_id {
+    let order_id = order.id;
+    if let Some(intent_id) = order.payment_intent_id.as_deref() {
         let key = format!("order-{order_id}-expire");
         match deps.payments.cancel_intent(intent_id, &key).await {
             Ok(intent) if intent.status == IntentStatus::Succeeded => {
-                return apply_success(deps, order_id, intent_id, report).await;
+                let mismatches = ExpectedPayment::from(order).mismatches(&intent);
+                if mismatches.is_empty() {
+                    return apply_success(deps, order_id, intent_id, report).await;
+                }
+                // Paid, but not for this order's amount: send it back and expire the order.
+                let refunded = mismatch::refund_mismatch(
+                    &deps.pool,
+                    &deps.payments,
+                    order,
+                    &intent,
+                    &mismatches,
+                    Source::Expiry,
+                    None,
+                )
+                .await;
+                if let Err(e) = refunded {
+                    tracing::warn!(error.message = %e, "mismatch refund failed; order left pending");
+                    report.deferred += 1;
+                    return Ok(());
+                }
+                report.mismatched += 1;
             }
             Ok(_) => {}
             Err(PaymentError::Retryable(reason)) => {

@@ -6,7 +6,8 @@ use uuid::Uuid;
 use crate::{
     db::{self, StoreError},
     gate::StockGate,
-    payments::{PaymentError, Payments},
+    payment_events::mismatch::{self, Source},
+    payments::{IntentStatus, PaymentError, Payments, matching::ExpectedPayment},
 };
 
 /// Why a cancellation was refused.
@@ -58,8 +59,24 @@ pub async fn cancel(
     if let Some(intent_id) = &order.payment_intent_id {
         let key = format!("order-{order_id}-cancel");
         match payments.cancel_intent(intent_id, &key).await {
-            Ok(intent) if intent.status == crate::payments::IntentStatus::Succeeded => {
-                return Err(CancelError::AlreadyPaid);
+            Ok(intent) if intent.status == IntentStatus::Succeeded => {
+                let mismatches = ExpectedPayment::from(&order).mismatches(&intent);
+                if mismatches.is_empty() {
+                    return Err(CancelError::AlreadyPaid);
+                }
+                // Paid, but not what this order costs: the money goes back and the buyer's
+                // cancel goes ahead.
+                mismatch::refund_mismatch(
+                    pool,
+                    payments,
+                    &order,
+                    &intent,
+                    &mismatches,
+                    Source::Cancel,
+                    None,
+                )
+                .await
+                .map_err(|e| CancelError::PaymentUnavailable(e.to_string()))?;
             }
             Ok(_) => {}
             Err(PaymentError::Retryable(reason)) => {

@@ -5,6 +5,7 @@
 mod dev;
 mod expiry;
 mod fake;
+mod mismatch;
 mod ordering;
 mod refunds;
 mod shipments;
@@ -21,7 +22,7 @@ pub use self::fake::{Endpoint, Intents, payment_fake};
 use crate::{
     checkout::place_order,
     helpers::{count, id_of},
-    stripe_fake::intent_json,
+    stripe_fake::known_intent_json,
 };
 
 /// The app in Stripe mode against `server`, verifying webhooks with [`TEST_WEBHOOK_SECRET`].
@@ -46,7 +47,7 @@ pub fn intent_event(event_id: &str, event_type: &str, intent_id: &str, status: &
         "pending_webhooks": 1,
         "request": { "id": null, "idempotency_key": null },
         "type": event_type,
-        "data": { "object": intent_json(intent_id, status, 2_000, "o") }
+        "data": { "object": known_intent_json(intent_id, status) }
     })
 }
 

@@ -10,7 +10,7 @@ use wiremock::{
     matchers::{method, path, path_regex},
 };
 
-pub use test_support::stripe::{client_secret, intent_json};
+pub use test_support::stripe::{client_secret, known_intent_json, remember_intent};
 
 /// The intent id the fake gives the order `order_id` (one intent per order, like Stripe does
 /// for one idempotency key).
@@ -82,12 +82,10 @@ impl Respond for CreateIntent {
         let amount: i64 = field(&fields, "amount")
             .and_then(|a| a.parse().ok())
             .unwrap_or(0);
-        ResponseTemplate::new(200).set_body_json(intent_json(
-            &intent_id_for(order_id),
-            "requires_payment_method",
-            amount,
-            order_id,
-        ))
+        let currency = field(&fields, "currency").unwrap_or("usd");
+        let id = intent_id_for(order_id);
+        remember_intent(&id, amount, currency, order_id);
+        ResponseTemplate::new(200).set_body_json(known_intent_json(&id, "requires_payment_method"))
     }
 }
 
@@ -102,7 +100,7 @@ impl Respond for CancelIntent {
             .trim_start_matches("/v1/payment_intents/")
             .trim_end_matches("/cancel")
             .to_owned();
-        ResponseTemplate::new(200).set_body_json(intent_json(&id, "canceled", 0, "unknown"))
+        ResponseTemplate::new(200).set_body_json(known_intent_json(&id, "canceled"))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod cart;
 pub mod jobs;
 pub mod ledger;
 pub mod listings;
+pub mod mismatches;
 pub mod orders;
 pub mod settlement;
 pub mod sweeps;

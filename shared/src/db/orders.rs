@@ -67,7 +67,8 @@ pub struct OrderLineRow {
     pub tracking_code: Option<String>,
 }
 
-const ORDER_COLUMNS: &str = "id, buyer_id, buyer_username, status, status_reason, total_cents, currency,
+/// The columns of [`OrderRow`], for queries in other `db` modules.
+pub(crate) const ORDER_COLUMNS: &str = "id, buyer_id, buyer_username, status, status_reason, total_cents, currency,
     shipping_address, payment_intent_id, client_secret, checkout_job_id, expires_at, created_at, updated_at";
 
 /// An order by id.

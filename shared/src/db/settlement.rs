@@ -10,7 +10,10 @@ use std::time::Duration;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{StoreError, ledger};
+use super::{
+    StoreError, ledger,
+    orders::{ORDER_COLUMNS, OrderRow},
+};
 
 /// Locks the listings of an order's lines, in id order.
 async fn lock_listings_of(conn: &mut PgConnection, order_id: Uuid) -> Result<(), StoreError> {
@@ -131,14 +134,14 @@ pub async fn refund_paid(
 
 /// Claims up to `limit` pending orders past their deadline for one expiry run, for `lease`:
 /// concurrent runs skip rows another run has locked or claimed, so each order is handled by
-/// one run. Returns (order id, PaymentIntent id) pairs, oldest deadline first.
+/// one run. Returns the orders, oldest deadline first.
 #[tracing::instrument(skip_all)]
 pub async fn claim_expired(
     conn: &mut PgConnection,
     limit: i64,
     lease: Duration,
-) -> Result<Vec<(Uuid, Option<String>)>, StoreError> {
-    Ok(sqlx::query_as(
+) -> Result<Vec<OrderRow>, StoreError> {
+    let mut claimed: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE orders o SET expiry_claimed_until = now() + make_interval(secs => $2)
          WHERE o.id IN (
              SELECT id FROM orders
@@ -146,12 +149,14 @@ pub async fn claim_expired(
                AND (expiry_claimed_until IS NULL OR expiry_claimed_until < now())
              ORDER BY expires_at LIMIT $1
              FOR UPDATE SKIP LOCKED)
-         RETURNING o.id, o.payment_intent_id",
-    )
+         RETURNING {ORDER_COLUMNS}"
+    )))
     .bind(limit)
     .bind(lease.as_secs_f64())
     .fetch_all(conn)
-    .await?)
+    .await?;
+    claimed.sort_by_key(|o| o.expires_at);
+    Ok(claimed)
 }
 
 /// The queued or running `refund_order` job of an order, if any.

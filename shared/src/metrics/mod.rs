@@ -119,6 +119,15 @@ pub static TICKS: Family = Family::counter(
     &["job", "outcome"],
 );
 
+/// api (cancel) and worker (webhook events, expiry): payments refused for not matching.
+pub static PAYMENT_MISMATCHES: Family = Family::counter(
+    "payment_mismatches_total",
+    "Payments refused because the PaymentIntent did not match its order, by where they were \
+     noticed (webhook, expiry, cancel, late_refund) and the field (id, amount, amount_received, \
+     currency, order_ref).",
+    &["source", "field"],
+);
+
 /// Every process: resident memory, refreshed on each scrape.
 pub static RSS: Family = Family::gauge(
     "process_resident_memory_bytes",
@@ -127,7 +136,13 @@ pub static RSS: Family = Family::gauge(
 );
 
 /// What the api exposes.
-pub const API_FAMILIES: &[&Family] = &[&HTTP_REQUESTS, &HTTP_DURATION, &HTTP_IN_FLIGHT, &RSS];
+pub const API_FAMILIES: &[&Family] = &[
+    &HTTP_REQUESTS,
+    &HTTP_DURATION,
+    &HTTP_IN_FLIGHT,
+    &PAYMENT_MISMATCHES,
+    &RSS,
+];
 
 /// What a worker exposes.
 pub const WORKER_FAMILIES: &[&Family] = &[
@@ -139,6 +154,7 @@ pub const WORKER_FAMILIES: &[&Family] = &[
     &GATE_LISTINGS,
     &REQUEUED,
     &DELETED,
+    &PAYMENT_MISMATCHES,
     &RSS,
 ];
 

@@ -13,6 +13,7 @@
 //! same job runs locally.
 
 pub mod dev;
+pub mod mismatch;
 mod process;
 mod receive;
 pub mod settle;

@@ -11,11 +11,12 @@
 
 use super::{
     PaymentDeps,
+    mismatch::{self, Source},
     settle::{self, SettleError, Settlement},
 };
 use crate::{
     db::{self, StoreError, webhook_events::WebhookEventRow},
-    payments::{IntentStatus, PaymentError},
+    payments::{Intent, IntentStatus, PaymentError, matching::ExpectedPayment},
 };
 
 /// Deliveries after which an event that keeps failing is given up (recorded, logged as an
@@ -120,12 +121,31 @@ async fn apply(deps: &PaymentDeps, event: &WebhookEventRow) -> Result<EventOutco
     let Some(order) = order else {
         return ignore(deps, event, "no order has this payment intent").await;
     };
-    let Some(status) = intent_status(deps, event, intent_id).await? else {
-        return ignore(deps, event, "the event carries no known intent status").await;
+    let Some(intent) = current_intent(deps, event, intent_id).await? else {
+        return ignore(deps, event, "the event carries no readable payment intent").await;
     };
     let id = Some(event.id.as_str());
-    let settlement = match status {
-        IntentStatus::Succeeded => settle::succeeded(deps, order.id, intent_id, id).await?,
+    let settlement = match intent.status {
+        IntentStatus::Succeeded => {
+            // Total, currency and intent id never change once the order has its intent, so the
+            // order read above is as good as a locked one for this comparison.
+            let mismatches = ExpectedPayment::from(&order).mismatches(&intent);
+            if mismatches.is_empty() {
+                settle::succeeded(deps, order.id, intent_id, id).await?
+            } else {
+                mismatch::refund_mismatch(
+                    &deps.pool,
+                    &deps.payments,
+                    &order,
+                    &intent,
+                    &mismatches,
+                    Source::Webhook,
+                    id,
+                )
+                .await?;
+                Settlement::Mismatched
+            }
+        }
         IntentStatus::Canceled => settle::canceled(deps, order.id, id).await?,
         other => {
             // `payment_failed` leaves the intent awaiting a new payment method; `processing`
@@ -141,21 +161,21 @@ async fn apply(deps: &PaymentDeps, event: &WebhookEventRow) -> Result<EventOutco
     Ok(EventOutcome::Settled { settlement })
 }
 
-/// The intent's real state: a final state from the signed event, otherwise Stripe's current
-/// answer. In development mode there is no Stripe to ask: the event was made up by this
-/// process (`dev::simulate`) and is the truth.
-async fn intent_status(
+/// The intent's real state: the intent carried by the signed event when it is in a final state
+/// (it cannot be stale then), otherwise Stripe's current answer. An embedded intent missing a
+/// field we verify is not trusted either. In development mode there is no Stripe to ask: the
+/// event was made up by this process (`dev::simulate`) and is the truth.
+async fn current_intent(
     deps: &PaymentDeps,
     event: &WebhookEventRow,
     intent_id: &str,
-) -> Result<Option<IntentStatus>, PaymentError> {
-    let embedded = event.payload["data"]["object"]["status"]
-        .as_str()
-        .and_then(IntentStatus::parse);
+) -> Result<Option<Intent>, PaymentError> {
+    let embedded = Intent::from_event_object(&event.payload["data"]["object"])
+        .filter(|intent| intent.id == intent_id);
     match embedded {
-        Some(status) if status.is_final() => Ok(Some(status)),
+        Some(intent) if intent.status.is_final() => Ok(Some(intent)),
         _ if deps.payments.is_dev() => Ok(embedded),
-        _ => Ok(Some(deps.payments.retrieve_intent(intent_id).await?.status)),
+        _ => Ok(Some(deps.payments.retrieve_intent(intent_id).await?)),
     }
 }
 

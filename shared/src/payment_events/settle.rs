@@ -24,6 +24,9 @@ pub enum Settlement {
     LateRefunded,
     /// The order was pending and is now `cancelled`, its units released.
     Cancelled,
+    /// The intent did not match the order (amount, currency, id or order reference): the money
+    /// was refunded and the mismatch recorded; the order did not change.
+    Mismatched,
     /// Nothing to do: the order already reflects this payment (or is closed for another
     /// reason that this state does not change).
     AlreadySettled,

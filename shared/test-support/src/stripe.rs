@@ -1,10 +1,54 @@
 //! Stripe fixtures: PaymentIntent JSON with every field async-stripe's strict parser requires,
 //! for the local fakes the api and worker tests answer Stripe calls with.
 
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex},
+};
+
 use serde_json::{Value, json};
 
-/// A PaymentIntent the way Stripe serialises it.
+/// What a fake Stripe was asked to create, by intent id: (amount, currency, order id). Intent
+/// ids are derived from order ids, which are unique, so tests running in parallel share it.
+static CREATED: LazyLock<Mutex<HashMap<String, Created>>> = LazyLock::new(Mutex::default);
+
+/// (amount, currency, order id) of a created intent.
+type Created = (i64, String, String);
+
+/// Remembers the intent a fake created, so later answers and events about it carry the same
+/// amount, currency and order reference, as Stripe's would.
+pub fn remember_intent(id: &str, amount: i64, currency: &str, order_id: &str) {
+    CREATED.lock().unwrap().insert(
+        id.to_owned(),
+        (amount, currency.to_owned(), order_id.to_owned()),
+    );
+}
+
+/// The intent `id` as a fake created it, in `status`; an intent no fake created gets an amount
+/// of 2000 usd and the order reference `o`.
+pub fn known_intent_json(id: &str, status: &str) -> Value {
+    let (amount, currency, order_id) = CREATED
+        .lock()
+        .unwrap()
+        .get(id)
+        .cloned()
+        .unwrap_or_else(|| (2_000, "usd".to_owned(), "o".to_owned()));
+    intent_json_in(id, status, amount, &currency, &order_id)
+}
+
+/// A PaymentIntent the way Stripe serialises it, in usd.
 pub fn intent_json(id: &str, status: &str, amount: i64, order_id: &str) -> Value {
+    intent_json_in(id, status, amount, "usd", order_id)
+}
+
+/// A PaymentIntent the way Stripe serialises it.
+pub fn intent_json_in(
+    id: &str,
+    status: &str,
+    amount: i64,
+    currency: &str,
+    order_id: &str,
+) -> Value {
     let succeeded = status == "succeeded";
     json!({
         "id": id,
@@ -22,7 +66,7 @@ pub fn intent_json(id: &str, status: &str, amount: i64, order_id: &str) -> Value
         "client_secret": client_secret(id),
         "confirmation_method": "automatic",
         "created": 1_764_000_000,
-        "currency": "usd",
+        "currency": currency,
         "customer": null,
         "description": null,
         "excluded_payment_method_types": null,

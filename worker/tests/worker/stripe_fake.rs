@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use test_support::stripe::intent_json;
+use test_support::stripe::{intent_json, remember_intent};
 use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
     matchers::{method, path},
@@ -29,6 +29,7 @@ impl Respond for CreateIntent {
         let order_id = field("metadata%5Border_id%5D");
         let amount = field("amount").parse().unwrap_or(0);
         let id = format!("pi_{}", order_id.replace('-', ""));
+        remember_intent(&id, amount, "usd", &order_id);
         ResponseTemplate::new(200)
             .set_body_json(intent_json(
                 &id,

@@ -12,7 +12,7 @@ use wiremock::{
     matchers::{method, path, path_regex},
 };
 
-use crate::stripe_fake::{CreateIntent, field, form, intent_json, stripe_error};
+use crate::stripe_fake::{CreateIntent, field, form, known_intent_json, stripe_error};
 
 /// A Stripe endpoint of the fake whose answer a test can override.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -82,7 +82,7 @@ impl Respond for RetrieveIntent {
             return response;
         }
         let id = intent_id_in(request);
-        ResponseTemplate::new(200).set_body_json(intent_json(&id, &self.0.get(&id), 2_000, "o"))
+        ResponseTemplate::new(200).set_body_json(known_intent_json(&id, &self.0.get(&id)))
     }
 }
 
@@ -104,12 +104,12 @@ impl Respond for CancelIntent {
                     "type": "invalid_request_error",
                     "code": "payment_intent_unexpected_state",
                     "message": format!("You cannot cancel this PaymentIntent because it has a status of {status}."),
-                    "payment_intent": intent_json(&id, &status, 2_000, "o"),
+                    "payment_intent": known_intent_json(&id, &status),
                 }),
             );
         }
         self.0.set(&id, "canceled");
-        ResponseTemplate::new(200).set_body_json(intent_json(&id, "canceled", 2_000, "o"))
+        ResponseTemplate::new(200).set_body_json(known_intent_json(&id, "canceled"))
     }
 }
 

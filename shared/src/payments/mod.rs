@@ -36,6 +36,8 @@ use stripe_core::{
 };
 use uuid::Uuid;
 
+pub mod matching;
+
 /// Stripe's API base URL, used when `STRIPE_API_BASE` is unset.
 pub const DEFAULT_API_BASE: &str = "https://api.stripe.com/";
 
@@ -134,6 +136,7 @@ impl Payments {
         match self {
             Self::Dev => Ok(Intent {
                 amount_cents,
+                amount_received: Some(0),
                 currency,
                 ..dev_intent(order_id, IntentStatus::RequiresPaymentMethod)
             }),
@@ -538,8 +541,12 @@ pub struct Intent {
     pub status: IntentStatus,
     /// The amount in minor units.
     pub amount_cents: i64,
+    /// What was actually received, in minor units, when Stripe says.
+    pub amount_received: Option<i64>,
     /// Lowercase ISO currency code.
     pub currency: String,
+    /// The order the intent was made for (`metadata.order_id`), as Stripe holds it.
+    pub order_ref: Option<String>,
 }
 
 impl Intent {
@@ -549,7 +556,24 @@ impl Intent {
             client_secret: intent.client_secret.clone(),
             status: IntentStatus::from_stripe(&intent.status)?,
             amount_cents: intent.amount,
+            amount_received: Some(intent.amount_received),
             currency: intent.currency.to_string(),
+            order_ref: intent.metadata.get("order_id").cloned(),
+        })
+    }
+
+    /// Reads the PaymentIntent embedded in a webhook event (`data.object`). `None` when the
+    /// object lacks a field a payment decision needs (id, status, amount, currency): such an
+    /// event is never trusted on its own.
+    pub fn from_event_object(object: &serde_json::Value) -> Option<Self> {
+        Some(Self {
+            id: object["id"].as_str()?.to_owned(),
+            client_secret: None,
+            status: IntentStatus::parse(object["status"].as_str()?)?,
+            amount_cents: object["amount"].as_i64()?,
+            amount_received: object["amount_received"].as_i64(),
+            currency: object["currency"].as_str()?.to_owned(),
+            order_ref: object["metadata"]["order_id"].as_str().map(str::to_owned),
         })
     }
 }
@@ -565,7 +589,9 @@ impl fmt::Debug for Intent {
             )
             .field("status", &self.status)
             .field("amount_cents", &self.amount_cents)
+            .field("amount_received", &self.amount_received)
             .field("currency", &self.currency)
+            .field("order_ref", &self.order_ref)
             .finish()
     }
 }
@@ -758,7 +784,9 @@ fn dev_intent(order_id: Uuid, status: IntentStatus) -> Intent {
         id,
         status,
         amount_cents: 0,
+        amount_received: None,
         currency: String::new(),
+        order_ref: Some(order_id.to_string()),
     }
 }
 
