@@ -80,10 +80,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .context("failed to connect to Redis")?;
     let stop = shared::shutdown::shutdown_signal().context("failed to install signal handlers")?;
     let payments = shared::payments::Payments::from_settings(&settings.stripe)
-        .context("invalid Stripe settings (STRIPE_SECRET_KEY, STRIPE_API_BASE)")?;
+        .context("invalid Stripe settings (PAYMENTS, STRIPE_SECRET_KEY, STRIPE_API_BASE)")?;
     let addr = settings.api_addr;
+    let payment_mode = payments.mode_name();
     let app = app(AppState::new(pool, redis, settings, payments));
-    tracing::info!(%addr, "api listening");
+    tracing::info!(%addr, payment_mode, "api listening");
     Server::new(TcpListener::bind(addr))
         .run_with_graceful_shutdown(
             app,

@@ -7,6 +7,8 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use secrecy::SecretString;
 
+use crate::domain::money::{self, MoneyLimits};
+
 mod ops;
 
 pub use ops::{SchedulerSettings, SentrySettings, SweepSettings};
@@ -67,6 +69,11 @@ pub struct Settings {
     pub order_ttl: Duration,
     /// `PLATFORM_FEE_BPS` (1000 = 10 %): the platform's cut of each sale, in basis points.
     pub platform_fee_bps: i64,
+    /// Money limits: unit price, line quantity, lines per cart, order total.
+    pub limits: MoneyLimits,
+    /// `MAX_UNPAID_ORDERS` (3): orders a buyer may hold awaiting payment at once; each holds
+    /// stock, so the cap stops one account from keeping a listing reserved.
+    pub max_unpaid_orders: i64,
     /// `MAX_BODY_BYTES` (65536): request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
     /// Worker fleet settings.
@@ -114,12 +121,37 @@ pub struct GeocoderSettings {
 /// Google's Geocoding API endpoint, used when `GOOGLE_GEOCODING_URL` is unset.
 pub const DEFAULT_GOOGLE_GEOCODING_URL: &str = "https://maps.googleapis.com/maps/api/geocode/json";
 
-/// Stripe settings. Without a secret key the system runs in development payment mode.
+/// How payments are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentMode {
+    /// Development payments: no Stripe, no network; the buyer declares the outcome
+    /// (`POST /api/v1/dev/orders/{id}/payment`). Refused when `APP_ENV=production`.
+    Dev,
+    /// Real payments through the Stripe API.
+    Stripe,
+}
+
+impl PaymentMode {
+    /// `dev` or `stripe`, as in `PAYMENTS`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Stripe => "stripe",
+        }
+    }
+}
+
+/// Stripe settings.
 #[derive(Debug, Clone)]
 pub struct StripeSettings {
-    /// `STRIPE_SECRET_KEY` (unset = development payment mode, no network).
+    /// `PAYMENTS`: `dev` or `stripe`. Default: `stripe` in production; elsewhere `stripe` when
+    /// `STRIPE_SECRET_KEY` is set and `dev` when it is not. Production refuses `dev`.
+    pub mode: PaymentMode,
+    /// `STRIPE_SECRET_KEY`: required with `PAYMENTS=stripe` (and so in production).
     pub secret_key: Option<SecretString>,
-    /// `STRIPE_WEBHOOK_SECRET`: verifies webhook signatures.
+    /// `STRIPE_PUBLISHABLE_KEY` (unset): handed to the web client by `GET /api/v1/config`.
+    pub publishable_key: Option<String>,
+    /// `STRIPE_WEBHOOK_SECRET`: verifies webhook signatures; required in production.
     pub webhook_secret: Option<SecretString>,
     /// `STRIPE_API_BASE` (Stripe's own): tests point it at a local fake.
     pub api_base: Option<String>,
@@ -188,9 +220,7 @@ impl Settings {
             }
             (Some(s), _) => s,
             (None, AppEnv::Dev) => DEV_JWT_SECRET.to_owned(),
-            (None, AppEnv::Production) => {
-                return Err(env.invalid("JWT_SECRET", "required when APP_ENV=production".into()));
-            }
+            (None, AppEnv::Production) => return Err(env.required_in_production("JWT_SECRET")),
         };
         let log_format = match env.optional("LOG_FORMAT").as_deref() {
             None => match app_env {
@@ -241,6 +271,8 @@ impl Settings {
                     );
                 }
             },
+            limits: money_limits(&env)?,
+            max_unpaid_orders: env.bounded("MAX_UNPAID_ORDERS", 3, 1, 1_000)?,
             max_body_bytes: env.parse("MAX_BODY_BYTES", 64 * 1024)?,
             worker: WorkerSettings {
                 concurrency: env.parse("WORKER_CONCURRENCY", 8)?,
@@ -248,13 +280,7 @@ impl Settings {
                 poll_interval: Duration::from_millis(env.parse("WORKER_POLL_INTERVAL_MS", 200)?),
                 shutdown_timeout: env.secs("WORKER_SHUTDOWN_TIMEOUT_SECS", 30)?,
             },
-            stripe: StripeSettings {
-                secret_key: env.optional("STRIPE_SECRET_KEY").map(SecretString::from),
-                webhook_secret: env
-                    .optional("STRIPE_WEBHOOK_SECRET")
-                    .map(SecretString::from),
-                api_base: env.optional("STRIPE_API_BASE"),
-            },
+            stripe: stripe_settings(&env, app_env)?,
             geocoder: geocoder_settings(&env)?,
             sentry: ops::sentry_settings(&env, app_env)?,
             scheduler: ops::scheduler_settings(&env)?,
@@ -268,6 +294,87 @@ impl Settings {
                 .transpose()?,
         })
     }
+}
+
+/// `MAX_UNIT_PRICE_CENTS`, `MAX_LINE_QUANTITY`, `MAX_CART_LINES`, `MAX_ORDER_TOTAL_CENTS`: each
+/// at least 1 and at most the hard ceiling (Stripe's maximum charge, the database's line CHECK).
+fn money_limits<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<MoneyLimits, ConfigError> {
+    let defaults = MoneyLimits::default();
+    let max_order_total_cents = env.bounded(
+        "MAX_ORDER_TOTAL_CENTS",
+        defaults.max_order_total_cents,
+        1,
+        money::STRIPE_MAX_CHARGE,
+    )?;
+    Ok(MoneyLimits {
+        max_unit_price_cents: env.bounded(
+            "MAX_UNIT_PRICE_CENTS",
+            defaults.max_unit_price_cents.min(max_order_total_cents),
+            1,
+            max_order_total_cents,
+        )?,
+        max_line_quantity: env.bounded(
+            "MAX_LINE_QUANTITY",
+            defaults.max_line_quantity,
+            1,
+            money::MAX_LINE_QUANTITY_CEILING,
+        )?,
+        max_cart_lines: env.bounded("MAX_CART_LINES", defaults.max_cart_lines, 1, 1_000)?,
+        max_order_total_cents,
+    })
+}
+
+/// `PAYMENTS` and the Stripe keys. Production fails closed: real payments only, and every
+/// secret present and not blank. Elsewhere a blank variable counts as unset.
+fn stripe_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    app_env: AppEnv,
+) -> Result<StripeSettings, ConfigError> {
+    let secret_key = env.optional("STRIPE_SECRET_KEY");
+    let webhook_secret = env.optional("STRIPE_WEBHOOK_SECRET");
+    let mode = match (env.optional("PAYMENTS").as_deref().map(str::trim), app_env) {
+        (Some("stripe"), _) | (None, AppEnv::Production) => PaymentMode::Stripe,
+        (Some("dev"), AppEnv::Production) => {
+            return Err(env.invalid(
+                "PAYMENTS",
+                "development payments are refused when APP_ENV=production".into(),
+            ));
+        }
+        (Some("dev"), AppEnv::Dev) => PaymentMode::Dev,
+        (None, AppEnv::Dev) if secret_key.is_some() => PaymentMode::Stripe,
+        (None, AppEnv::Dev) => PaymentMode::Dev,
+        (Some(other), _) => {
+            return Err(env.invalid("PAYMENTS", format!("expected dev or stripe, got {other:?}")));
+        }
+    };
+    if app_env == AppEnv::Production {
+        for (name, value) in [
+            ("STRIPE_SECRET_KEY", &secret_key),
+            ("STRIPE_WEBHOOK_SECRET", &webhook_secret),
+        ] {
+            if value.is_none() {
+                return Err(env.required_in_production(name));
+            }
+        }
+    }
+    if mode == PaymentMode::Stripe && secret_key.is_none() {
+        return Err(env.invalid(
+            "STRIPE_SECRET_KEY",
+            "required with PAYMENTS=stripe (missing or blank)".into(),
+        ));
+    }
+    Ok(StripeSettings {
+        mode,
+        // Development payments never talk to Stripe, whatever keys are lying around.
+        secret_key: secret_key
+            .filter(|_| mode == PaymentMode::Stripe)
+            .map(SecretString::from),
+        publishable_key: env.optional("STRIPE_PUBLISHABLE_KEY"),
+        webhook_secret: webhook_secret.map(SecretString::from),
+        api_base: env.optional("STRIPE_API_BASE"),
+    })
 }
 
 /// `GEOCODER` and friends. Choosing Google without a key is refused rather than silently
@@ -337,6 +444,18 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         }
     }
 
+    fn bounded<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.parse(name, default)?;
+        if value < min || value > max {
+            return Err(self.invalid(name, format!("must be between {min} and {max}")));
+        }
+        Ok(value)
+    }
+
     fn secs(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
         let secs: u64 = self.parse(name, default)?;
         if secs == 0 {
@@ -347,6 +466,13 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
 
     fn invalid(&self, name: &'static str, reason: String) -> ConfigError {
         ConfigError { name, reason }
+    }
+
+    fn required_in_production(&self, name: &'static str) -> ConfigError {
+        self.invalid(
+            name,
+            "required when APP_ENV=production (missing or blank)".into(),
+        )
     }
 }
 
@@ -371,6 +497,31 @@ mod tests {
         assert_eq!(s.auth.access_token_ttl, Duration::from_secs(600));
         assert_eq!(s.order_ttl, Duration::from_secs(900));
         assert_eq!(s.worker.queues, vec!["all".to_string()]);
+    }
+
+    #[test]
+    fn money_limits_default_to_stripes_maximum_and_cannot_exceed_it() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.limits, MoneyLimits::default());
+        assert_eq!(s.max_unpaid_orders, 3);
+        let err = settings(&[("MAX_ORDER_TOTAL_CENTS", "100000000")]).unwrap_err();
+        assert_eq!(err.name, "MAX_ORDER_TOTAL_CENTS");
+        let err = settings(&[
+            ("MAX_ORDER_TOTAL_CENTS", "500"),
+            ("MAX_UNIT_PRICE_CENTS", "501"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.name, "MAX_UNIT_PRICE_CENTS");
+        let lowered = settings(&[("MAX_ORDER_TOTAL_CENTS", "500")]).unwrap();
+        assert_eq!(lowered.limits.max_unit_price_cents, 500);
+        assert_eq!(
+            settings(&[("MAX_CART_LINES", "0")]).unwrap_err().name,
+            "MAX_CART_LINES"
+        );
+        assert_eq!(
+            settings(&[("MAX_UNPAID_ORDERS", "-1")]).unwrap_err().name,
+            "MAX_UNPAID_ORDERS"
+        );
     }
 
     #[test]
@@ -406,11 +557,67 @@ mod tests {
         assert_eq!(err.name, "GEOCODER_TIMEOUT_MS");
     }
 
+    const PRODUCTION: [(&str, &str); 4] = [
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("STRIPE_SECRET_KEY", "sk_live_x"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+    ];
+
+    fn production_with(name: &str, value: Option<&str>) -> Result<Settings, ConfigError> {
+        let mut vars: Vec<(&str, &str)> = PRODUCTION
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != name)
+            .collect();
+        if let Some(value) = value {
+            vars.push((name, value));
+        }
+        settings(&vars)
+    }
+
     #[test]
-    fn production_requires_a_jwt_secret() {
-        let err = settings(&[("APP_ENV", "production")]).unwrap_err();
-        assert_eq!(err.name, "JWT_SECRET");
-        let ok = settings(&[("APP_ENV", "production"), ("JWT_SECRET", &"x".repeat(32))]);
-        assert!(ok.is_ok());
+    fn production_with_every_secret_takes_real_payments() {
+        let s = settings(&PRODUCTION).expect("complete production settings");
+        assert_eq!(s.stripe.mode, PaymentMode::Stripe);
+    }
+
+    #[test]
+    fn production_refuses_each_missing_or_blank_secret_by_name() {
+        for name in ["JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"] {
+            for value in [None, Some(""), Some("   ")] {
+                let err = production_with(name, value).unwrap_err();
+                assert_eq!(err.name, name, "{value:?}");
+                assert!(err.reason.contains("missing or blank"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn production_refuses_development_payments() {
+        let mut vars = PRODUCTION.to_vec();
+        vars.push(("PAYMENTS", "dev"));
+        assert_eq!(settings(&vars).unwrap_err().name, "PAYMENTS");
+    }
+
+    #[test]
+    fn outside_production_development_payments_are_the_default_without_a_key() {
+        assert_eq!(settings(&[]).unwrap().stripe.mode, PaymentMode::Dev);
+        let blank = settings(&[("STRIPE_SECRET_KEY", " ")]).unwrap();
+        assert_eq!(blank.stripe.mode, PaymentMode::Dev);
+        let keyed = settings(&[("STRIPE_SECRET_KEY", "sk_test_x")]).unwrap();
+        assert_eq!(keyed.stripe.mode, PaymentMode::Stripe);
+        let chosen = settings(&[("STRIPE_SECRET_KEY", "sk_test_x"), ("PAYMENTS", "dev")]).unwrap();
+        assert_eq!(chosen.stripe.mode, PaymentMode::Dev);
+        assert!(
+            chosen.stripe.secret_key.is_none(),
+            "dev mode never uses the key"
+        );
+        let err = settings(&[("PAYMENTS", "stripe")]).unwrap_err();
+        assert_eq!(err.name, "STRIPE_SECRET_KEY");
+        assert_eq!(
+            settings(&[("PAYMENTS", "free")]).unwrap_err().name,
+            "PAYMENTS"
+        );
     }
 }

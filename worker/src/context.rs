@@ -49,7 +49,11 @@ impl JobContext {
             .await
             .context("Failed to connect to Redis (REDIS_URL)")?;
         let payments = Payments::from_settings(&settings.stripe)
-            .context("Invalid Stripe settings (STRIPE_SECRET_KEY, STRIPE_API_BASE)")?;
+            .context("Invalid Stripe settings (PAYMENTS, STRIPE_SECRET_KEY, STRIPE_API_BASE)")?;
+        tracing::info!(
+            payment_mode = payments.mode_name(),
+            "payment provider ready"
+        );
         let geocoder = Geocoder::from_settings(&settings.geocoder).context(
             "Invalid geocoder settings (GEOCODER, GOOGLE_MAPS_API_KEY, GOOGLE_GEOCODING_URL)",
         )?;

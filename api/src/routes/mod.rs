@@ -4,6 +4,7 @@ mod addresses;
 mod auth;
 mod cart;
 mod checkout;
+mod client_config;
 mod dev_payments;
 mod health;
 mod jobs;
@@ -35,7 +36,7 @@ pub enum Tag {
     Jobs,
     /// Orders for buyers and sellers.
     Orders,
-    /// Liveness and readiness.
+    /// Liveness, readiness and the deployment's public settings.
     Health,
     /// Payment-provider callbacks (Stripe).
     Webhooks,
@@ -54,6 +55,7 @@ pub type Apis = (
     jobs::JobsApi,
     orders::OrdersApi,
     health::HealthApi,
+    client_config::ClientConfigApi,
     webhooks::WebhooksApi,
     dev_payments::DevPaymentsApi,
 );
@@ -86,6 +88,9 @@ pub fn apis(state: &AppState) -> Apis {
             state: state.clone(),
         },
         health::HealthApi {
+            state: state.clone(),
+        },
+        client_config::ClientConfigApi {
             state: state.clone(),
         },
         webhooks::WebhooksApi {

@@ -12,5 +12,6 @@ mod metrics;
 mod openapi;
 mod orders;
 mod payments;
+mod startup;
 mod stripe_fake;
 mod users;

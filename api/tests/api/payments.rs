@@ -29,6 +29,7 @@ use crate::{
 pub async fn stripe_payments_app(server: &MockServer) -> TestApp {
     let uri = server.uri();
     TestApp::spawn_with(move |s| {
+        s.stripe.mode = shared::config::PaymentMode::Stripe;
         s.stripe.secret_key = Some(SecretString::from("sk_test_x"));
         s.stripe.api_base = Some(uri);
         s.stripe.webhook_secret = Some(SecretString::from(TEST_WEBHOOK_SECRET));

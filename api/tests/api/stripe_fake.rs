@@ -125,6 +125,7 @@ pub async fn stripe_fake() -> MockServer {
 pub async fn stripe_app(server: &MockServer) -> TestApp {
     let uri = server.uri();
     TestApp::spawn_with(move |s| {
+        s.stripe.mode = shared::config::PaymentMode::Stripe;
         s.stripe.secret_key = Some(SecretString::from("sk_test_x"));
         s.stripe.api_base = Some(uri);
     })

@@ -2,6 +2,7 @@
 
 mod address;
 mod listing;
+pub mod money;
 mod user;
 mod validation;
 

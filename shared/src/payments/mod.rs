@@ -76,12 +76,11 @@ pub enum Payments {
 }
 
 impl Payments {
-    /// Builds the provider from settings: `STRIPE_SECRET_KEY` unset → development mode; otherwise
-    /// Stripe at `STRIPE_API_BASE` (default [`DEFAULT_API_BASE`]) with a [`DEFAULT_TIMEOUT`]
-    /// per attempt.
+    /// Builds the provider from a key: none → development mode; otherwise Stripe at `api_base`
+    /// (default [`DEFAULT_API_BASE`]) with a [`DEFAULT_TIMEOUT`] per attempt.
     ///
-    /// A key that is set but blank is refused rather than read as "unset": silently falling back
-    /// to fake payments because of an empty variable is worse than failing start-up.
+    /// A key that is given but blank is refused rather than read as "none": silently falling
+    /// back to fake payments because of an empty variable is worse than failing start-up.
     pub fn new(secret_key: Option<&str>, api_base: Option<&str>) -> Result<Self, PaymentError> {
         let Some(secret_key) = secret_key else {
             return Ok(Self::Dev);
@@ -282,7 +281,7 @@ impl StripeClient {
     pub fn new(config: StripeConfig) -> Result<Self, PaymentError> {
         if config.secret_key.expose_secret().trim().is_empty() {
             return Err(PaymentError::invalid(
-                "STRIPE_SECRET_KEY is set but empty; unset it to use the development payment mode",
+                "STRIPE_SECRET_KEY is blank; set it, or choose PAYMENTS=dev outside production",
             ));
         }
         let mut api_base = config.api_base.trim().to_owned();
@@ -803,17 +802,35 @@ fn dev_order_id(intent_id: &str) -> Result<Uuid, PaymentError> {
 }
 
 impl Payments {
-    /// The provider the settings select: Stripe with `STRIPE_SECRET_KEY` (at
-    /// `STRIPE_API_BASE`), development mode without it.
+    /// The provider the settings select (`PAYMENTS`): development mode, or Stripe with
+    /// `STRIPE_SECRET_KEY` at `STRIPE_API_BASE`. The settings already refused a Stripe mode
+    /// without a key; a blank key would still be refused by [`StripeClient::new`].
     pub fn from_settings(settings: &crate::config::StripeSettings) -> Result<Self, PaymentError> {
         use secrecy::ExposeSecret;
-        let key = settings.secret_key.as_ref().map(|k| k.expose_secret());
-        let payments = Self::new(key, settings.api_base.as_deref())?;
-        if payments.is_dev() {
-            tracing::warn!(
-                "STRIPE_SECRET_KEY is not set: development payment mode, no real payments"
-            );
+        match settings.mode {
+            crate::config::PaymentMode::Dev => {
+                tracing::warn!("PAYMENTS=dev: development payment mode, no real payments");
+                Ok(Self::Dev)
+            }
+            crate::config::PaymentMode::Stripe => {
+                let key = settings
+                    .secret_key
+                    .as_ref()
+                    .map_or("", |k| k.expose_secret());
+                let mut config = StripeConfig::new(key);
+                if let Some(api_base) = settings.api_base.as_deref() {
+                    config = config.api_base(api_base);
+                }
+                Self::stripe(config)
+            }
         }
-        Ok(payments)
+    }
+
+    /// `dev` or `stripe`, for logs and `GET /api/v1/config`.
+    pub fn mode_name(&self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Stripe(_) => "stripe",
+        }
     }
 }

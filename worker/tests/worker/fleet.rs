@@ -14,6 +14,7 @@ use crate::helpers::WorkerProcess;
 pub async fn stripe_app(stripe_base: &str) -> TestApp {
     let base = stripe_base.to_owned();
     TestApp::spawn_with(move |s| {
+        s.stripe.mode = shared::config::PaymentMode::Stripe;
         s.stripe.secret_key = Some(SecretString::from("sk_test_fleet"));
         s.stripe.api_base = Some(base);
     })

@@ -82,3 +82,28 @@ fn an_unreachable_redis_stops_the_worker_at_start_up() {
         worker.output
     );
 }
+
+#[test]
+fn in_production_the_worker_refuses_to_start_with_a_blank_stripe_secret() {
+    for (name, value) in [
+        ("STRIPE_SECRET_KEY", ""),
+        ("STRIPE_WEBHOOK_SECRET", " "),
+        ("JWT_SECRET", ""),
+    ] {
+        let mut vars = vec![
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("STRIPE_SECRET_KEY", "sk_live_worker_test"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_worker_test"),
+        ];
+        vars.retain(|(k, _)| *k != name);
+        vars.push((name, value));
+        let mut worker = WorkerProcess::spawn(&vars);
+
+        let status = worker.wait_for_exit(START_TIMEOUT);
+
+        assert!(!status.success(), "{name}: exit status {status}");
+        assert!(worker.logged(name), "output: {:#?}", worker.output);
+        assert!(!worker.logged("worker running"), "{:#?}", worker.output);
+    }
+}
