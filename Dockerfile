@@ -6,7 +6,8 @@
 #   docker run --rm -p 8080:8080 marketplace      # serve HTTP on 0.0.0.0:8080
 #   docker run --rm marketplace worker            # or: scheduler
 # Configuration is environment only (see README / DESIGN.md "Configuration contract").
-# The image defaults to APP_ENV=production, which requires JWT_SECRET (>= 32 bytes).
+# The image defaults to APP_ENV=production, which requires JWT_SECRET (>= 32 bytes),
+# STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET, and refuses PAYMENTS=dev.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm

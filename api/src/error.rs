@@ -8,7 +8,12 @@
 use poem::{Endpoint, IntoResponse, Request, Response, http::StatusCode};
 use poem_openapi::{ApiResponse, Object, payload::Json};
 use serde_json::{Map, Value, json};
-use shared::{auth::AuthError, cart::CartError, db::StoreError, domain::ValidationErrors};
+use shared::{
+    auth::AuthError,
+    cart::CartError,
+    db::StoreError,
+    domain::{ValidationErrors, money::LimitExceeded},
+};
 
 /// The error envelope.
 #[derive(Debug, Clone, Object)]
@@ -214,8 +219,19 @@ impl From<CartError> for ApiError {
                 message,
                 json!({ "cart_currency": cart, "listing_currency": listing }),
             ),
+            CartError::LimitExceeded(limit) => limit.into(),
             CartError::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<LimitExceeded> for ApiError {
+    fn from(e: LimitExceeded) -> Self {
+        Self::unprocessable(
+            "limit_exceeded",
+            e.to_string(),
+            json!({ "limit": e.limit, "max": e.max }),
+        )
     }
 }
 

@@ -4,6 +4,7 @@ pub mod body_limit;
 pub mod error;
 pub mod job_waiter;
 pub mod observe;
+pub mod optional_body;
 pub mod routes;
 pub mod security;
 pub mod state;

@@ -3,7 +3,10 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db::{self, StoreError, cart::CartLineRow};
+use crate::{
+    db::{self, StoreError, cart::CartLineRow},
+    domain::money::{self, LimitExceeded, MoneyLimits},
+};
 
 /// Why a cart change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,9 @@ pub enum CartError {
         /// The listing's currency.
         listing: String,
     },
+    /// The change would take the cart past a money limit (units per line, lines, total).
+    #[error("the cart would exceed a limit: {0}")]
+    LimitExceeded(#[from] LimitExceeded),
     /// Database failure.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -46,6 +52,7 @@ impl From<sqlx::Error> for CartError {
 #[tracing::instrument(skip_all, fields(user.id = %buyer_id, listing.id = %listing_id))]
 pub async fn set_item(
     pool: &PgPool,
+    limits: &MoneyLimits,
     buyer_id: Uuid,
     listing_id: Uuid,
     quantity: i64,
@@ -64,7 +71,15 @@ pub async fn set_item(
     if quantity < 1 || quantity > i64::from(available) {
         return Err(CartError::InvalidQuantity { available });
     }
+    limits.check_line_quantity(quantity)?;
     let lines = db::cart::lines(&mut tx, buyer_id).await?;
+    // The cart as it would be after this change, within every limit.
+    let others = lines.iter().filter(|l| l.listing_id != listing_id);
+    limits.order_total(
+        others
+            .map(|l| (l.unit_price_cents, i64::from(l.quantity)))
+            .chain([(listing.price_cents, quantity)]),
+    )?;
     if let Some(other) = lines
         .iter()
         .find(|l| l.listing_id != listing_id && l.currency != listing.currency)
@@ -95,10 +110,9 @@ pub struct Cart {
 pub async fn load(pool: &PgPool, buyer_id: Uuid) -> Result<Cart, CartError> {
     let mut conn = pool.acquire().await?;
     let lines = db::cart::lines(&mut conn, buyer_id).await?;
-    let total_cents = lines
-        .iter()
-        .map(|l| l.unit_price_cents * i64::from(l.quantity))
-        .sum();
+    // Saturating like each line: a cart this large is refused at checkout, never charged.
+    let total_cents =
+        money::checked_sum(lines.iter().map(CartLineRow::line_total_cents)).unwrap_or(i64::MAX);
     let currency = lines
         .first()
         .map_or_else(|| "usd".to_owned(), |l| l.currency.clone());

@@ -115,7 +115,8 @@ pub async fn ship(
     if !foreign.is_empty() {
         return Err(ShipError::NotSeller(foreign));
     }
-    if order.status != "paid" {
+    // A partly refunded order still ships its other lines.
+    if !matches!(order.status.as_str(), "paid" | "partially_refunded") {
         return Err(ShipError::NotPaid(order.status));
     }
     if db::settlement::active_refund_job(&mut tx, order_id)

@@ -520,7 +520,7 @@ async fn ids_that_are_not_intent_ids_are_refused_before_sending() {
     for bad in ["", "pi_x/../../v1/refunds", "ch_123", "pi_a b"] {
         let err = payments.retrieve_intent(bad).await.expect_err("refused");
         assert!(!err.is_retryable(), "{bad:?}");
-        let err = payments.refund(bad, "k").await.expect_err("refused");
+        let err = payments.refund(bad, None, "k").await.expect_err("refused");
         assert!(!err.is_retryable(), "{bad:?}");
     }
     assert!(received(&server).await.is_empty());
@@ -734,7 +734,7 @@ async fn refund_sends_the_intent_and_the_key() {
         .mount(&server)
         .await;
     let refund = stripe(&server)
-        .refund(INTENT_ID, "order-1-refund")
+        .refund(INTENT_ID, None, "order-1-refund")
         .await
         .expect("refunded");
     assert_eq!(refund.id, "re_3QxR2bLkdIwHu7ix1RfNdAbC");
@@ -767,7 +767,7 @@ async fn refund_of_a_refunded_intent_is_permanent_with_its_code() {
         .mount(&server)
         .await;
     let err = stripe(&server)
-        .refund(INTENT_ID, "order-1-refund-2")
+        .refund(INTENT_ID, None, "order-1-refund-2")
         .await
         .expect_err("already refunded");
     assert_eq!(err.code(), Some("charge_already_refunded"));
@@ -822,10 +822,26 @@ async fn dev_mode_is_deterministic_and_local() {
         .expect("dev cancel");
     assert_eq!(canceled.status, IntentStatus::Canceled);
     let refund = payments
-        .refund(&first.id, "order-x-refund")
+        .refund(&first.id, None, "order-x-refund")
         .await
         .expect("dev refund");
-    assert_eq!(refund.id, format!("re_dev_{}", order_id.simple()));
+    assert!(
+        refund
+            .id
+            .starts_with(&format!("re_dev_{}_", order_id.simple())),
+        "{}",
+        refund.id
+    );
+    let again = payments.refund(&first.id, None, "order-x-refund").await;
+    assert_eq!(
+        again.expect("dev refund").id,
+        refund.id,
+        "same key, same refund"
+    );
+    let other = payments
+        .refund(&first.id, Some(5), "order-x-refund-2")
+        .await;
+    assert_ne!(other.expect("dev refund").id, refund.id);
 
     // A real intent id in dev mode means a misconfiguration, not a placeholder.
     let err = payments
@@ -905,5 +921,5 @@ fn calls_can_run_in_spawned_tasks() {
     send(&payments.create_intent(Uuid::nil(), 1, "usd", "k"));
     send(&payments.retrieve_intent(INTENT_ID));
     send(&payments.cancel_intent(INTENT_ID, "k"));
-    send(&payments.refund(INTENT_ID, "k"));
+    send(&payments.refund(INTENT_ID, None, "k"));
 }

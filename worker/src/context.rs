@@ -82,6 +82,7 @@ impl JobContext {
             gate: StockGate::new(self.redis.clone(), prefix),
             payments: self.payments.clone(),
             order_ttl: self.settings.order_ttl,
+            limits: self.settings.limits,
         }
     }
 

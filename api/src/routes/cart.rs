@@ -39,7 +39,7 @@ impl From<cart::Cart> for Cart {
                 .lines
                 .into_iter()
                 .map(|l| CartItem {
-                    line_total_cents: l.unit_price_cents * i64::from(l.quantity),
+                    line_total_cents: l.line_total_cents(),
                     listing_id: l.listing_id,
                     title: l.title,
                     unit_price_cents: l.unit_price_cents,
@@ -90,7 +90,14 @@ impl CartApi {
         body: Json<SetQuantity>,
     ) -> Result<Json<Cart>, ApiError> {
         let user = self.state.user(auth.token()).await?;
-        cart::set_item(&self.state.pool, user.id, listing_id.0, body.quantity).await?;
+        cart::set_item(
+            &self.state.pool,
+            &self.state.settings.limits,
+            user.id,
+            listing_id.0,
+            body.quantity,
+        )
+        .await?;
         Ok(Json(cart::load(&self.state.pool, user.id).await?.into()))
     }
 

@@ -61,6 +61,24 @@ impl From<AdmitError> for ApiError {
                 message,
                 json!({ "listing_ids": ids }),
             ),
+            AdmitError::CurrencyMismatch(lines) => {
+                let lines: Vec<_> = lines
+                    .into_iter()
+                    .map(|(listing_id, currency)| {
+                        json!({ "listing_id": listing_id, "currency": currency })
+                    })
+                    .collect();
+                Self::unprocessable("currency_mismatch", message, json!({ "lines": lines }))
+            }
+            AdmitError::LimitExceeded(limit) => limit.into(),
+            AdmitError::CheckoutInProgress(job_id) => Self::conflict(
+                "checkout_in_progress",
+                message,
+                json!({ "job_id": job_id, "status_url": format!("/api/v1/jobs/{job_id}") }),
+            ),
+            AdmitError::TooManyUnpaidOrders { limit } => {
+                Self::conflict("too_many_unpaid_orders", message, json!({ "limit": limit }))
+            }
             AdmitError::OutOfStock(ids) => {
                 Self::conflict("out_of_stock", message, json!({ "listing_ids": ids }))
             }
@@ -76,7 +94,11 @@ impl From<AdmitError> for ApiError {
 #[OpenApi(prefix_path = "/api/v1/checkout", tag = "Tag::Checkout")]
 impl CheckoutApi {
     /// Check out the cart. Answers 202 with a job to poll; the same `Idempotency-Key` returns
-    /// the same job. Refused at once with 409 `out_of_stock` when the stock is gone.
+    /// the same job. Refused at once with 409 `out_of_stock` when the stock is gone, 409
+    /// `checkout_in_progress` (naming that job) while another checkout of the cart is queued or
+    /// running, whatever its key, 409 `too_many_unpaid_orders` past `MAX_UNPAID_ORDERS`, 422
+    /// `currency_mismatch` for a cart in several currencies and 422 `limit_exceeded` past a
+    /// money limit.
     #[oai(path = "/", method = "post", operation_id = "create_checkout")]
     async fn checkout(
         &self,
@@ -97,6 +119,7 @@ impl CheckoutApi {
         let admitted = checkout::admit(
             &self.state.pool,
             &self.state.gate,
+            &checkout::AdmitRules::from_settings(&self.state.settings),
             user.id,
             &user.username,
             body.address_id,

@@ -162,6 +162,7 @@ impl ListingsApi {
             b.price_cents,
             b.currency.as_deref(),
             b.quantity,
+            &self.state.settings.limits,
         )?;
         let mut conn = self.state.pool.acquire().await?;
         let row = db::listings::insert(&mut conn, user.id, &listing).await?;
@@ -255,6 +256,7 @@ impl ListingsApi {
             b.currency.as_deref(),
             b.quantity,
             b.is_active,
+            &self.state.settings.limits,
         )?;
         self.owned(id.0, &user).await?;
         let mut conn = self.state.pool.acquire().await?;

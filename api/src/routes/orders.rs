@@ -14,13 +14,13 @@ use shared::{
     },
     domain::ValidationErrors,
     orders::CancelError,
-    refunds::{self, RefundRequestError},
+    refunds::{self, RefundRequestError, RefundScope},
     shipments::{self, ShipError, Shipment},
 };
 use uuid::Uuid;
 
 use super::{Tag, checkout::JobAccepted};
-use crate::{AppState, error::ApiError, security::BearerAuth};
+use crate::{AppState, error::ApiError, optional_body::OptionalJson, security::BearerAuth};
 
 pub struct OrdersApi {
     pub state: AppState,
@@ -63,7 +63,7 @@ impl From<OrderLineRow> for OrderLine {
 #[derive(Object)]
 struct Order {
     id: Uuid,
-    /// `pending_payment`, `paid`, `expired`, `cancelled` or `refunded`.
+    /// `pending_payment`, `paid`, `partially_refunded`, `expired`, `cancelled` or `refunded`.
     status: String,
     status_reason: Option<String>,
     /// Total of the lines shown (a seller sees only their own lines and their total).
@@ -101,6 +101,15 @@ struct ShipmentRequest {
     tracking_code: String,
 }
 
+/// Which lines to refund.
+#[derive(Object)]
+struct RefundRequest {
+    /// Lines of this order awaiting shipment (1–100). A buyer may name any of them, a seller
+    /// only their own. Leave the body out to refund the whole order (buyer only, and only while
+    /// nothing has shipped).
+    line_ids: Vec<Uuid>,
+}
+
 #[derive(ApiResponse)]
 enum RefundAccepted {
     /// Refund accepted (or already under way: the same job); poll the job for the outcome.
@@ -117,6 +126,23 @@ impl From<RefundRequestError> for ApiError {
                 Self::conflict("order_not_paid", message, json!({ "status": status }))
             }
             RefundRequestError::Shipped => Self::conflict("order_shipped", message, json!({})),
+            RefundRequestError::UnknownLines(ids) => {
+                let details = json!({ "fields": { "line_ids": message }, "line_ids": ids });
+                Self::unprocessable("validation_failed", message, details)
+            }
+            RefundRequestError::NotSeller(_) => Self::forbidden("not_line_seller", &message),
+            RefundRequestError::LinesRequired => Self::from(ValidationErrors::single(
+                "line_ids",
+                "a seller names the lines to refund",
+            )),
+            RefundRequestError::NotRefundable(ids) => {
+                Self::conflict("line_not_refundable", message, json!({ "line_ids": ids }))
+            }
+            RefundRequestError::InProgress(job_id) => Self::conflict(
+                "refund_in_progress",
+                message,
+                json!({ "job_id": job_id, "status_url": format!("/api/v1/jobs/{job_id}") }),
+            ),
             RefundRequestError::Store(e) => e.into(),
         }
     }
@@ -278,12 +304,22 @@ impl OrdersApi {
         Ok(Cancelled::Order(Json(self.visible(id.0, user.id).await?)))
     }
 
-    /// Refund a paid order that has not shipped (buyer only). Answers 202 with a job to poll;
-    /// the order ends `refunded` and its units go back in stock.
+    /// Refund lines of a paid order that have not shipped. With `{"line_ids": [...]}` the
+    /// buyer refunds any of them and a seller their own; with no body the buyer refunds the
+    /// whole order, while nothing has shipped. Answers 202 with a job to poll: exactly those
+    /// lines' total is refunded, their units go back in stock, and the order ends
+    /// `partially_refunded`, or `refunded` once every line is.
     #[oai(path = "/:id/refund", method = "post", operation_id = "refund_order")]
-    async fn refund(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<RefundAccepted, ApiError> {
+    async fn refund(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        body: OptionalJson<RefundRequest>,
+    ) -> Result<RefundAccepted, ApiError> {
         let user = self.state.user(auth.token()).await?;
-        let accepted = refunds::request(&self.state.pool, id.0, user.id).await?;
+        let line_ids = body.0.as_ref().map(|b| b.line_ids.as_slice());
+        let scope = RefundScope::parse(line_ids)?;
+        let accepted = refunds::request(&self.state.pool, id.0, user.id, &scope).await?;
         if accepted.created {
             // The row is committed: if this push is lost, the sweeper re-pushes the job.
             if let Err(e) = self

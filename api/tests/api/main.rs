@@ -4,6 +4,7 @@ mod addresses;
 mod auth;
 mod cart;
 mod checkout;
+mod checkout_rules;
 mod errors;
 mod health;
 mod helpers;

@@ -30,6 +30,7 @@ async fn a_job_whose_push_was_lost_is_pushed_again_and_done_within_60s() {
     let admitted = checkout::admit(
         app.pool(),
         &app.state.gate,
+        &checkout::AdmitRules::from_settings(&app.settings),
         buyer_id.parse().expect("uuid"),
         "buyer",
         address.parse().expect("uuid"),

@@ -11,6 +11,7 @@ use crate::{
         self, StoreError,
         jobs::{JobRow, NewJob},
     },
+    domain::money::{LimitExceeded, MoneyLimits},
     gate::{Admission, GateError, StockGate},
 };
 
@@ -29,6 +30,21 @@ pub enum AdmitError {
     /// Cart lines that can no longer be bought (inactive or own listings).
     #[error("some cart items are no longer available")]
     ListingsUnavailable(Vec<Uuid>),
+    /// The cart mixes currencies; an order has exactly one. Each line with its currency.
+    #[error("an order has one currency; this cart mixes several")]
+    CurrencyMismatch(Vec<(Uuid, String)>),
+    /// The cart exceeds a money limit (lines, units per line, unit price, order total).
+    #[error("the cart exceeds a limit: {0}")]
+    LimitExceeded(#[from] LimitExceeded),
+    /// Another checkout of this buyer's cart is queued or running: one cart, one order.
+    #[error("a checkout of this cart is already in progress")]
+    CheckoutInProgress(Uuid),
+    /// The buyer already holds the most orders awaiting payment that are allowed.
+    #[error("too many orders awaiting payment; pay or cancel one first")]
+    TooManyUnpaidOrders {
+        /// `MAX_UNPAID_ORDERS`.
+        limit: i64,
+    },
     /// The gate refused: these listings lack units.
     #[error("out of stock")]
     OutOfStock(Vec<Uuid>),
@@ -59,6 +75,25 @@ pub struct Admitted {
     pub created: bool,
 }
 
+/// What admission enforces besides stock.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmitRules {
+    /// Lines, units, prices and the order total.
+    pub limits: MoneyLimits,
+    /// `MAX_UNPAID_ORDERS`.
+    pub max_unpaid_orders: i64,
+}
+
+impl AdmitRules {
+    /// The rules the settings configure.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            limits: settings.limits,
+            max_unpaid_orders: settings.max_unpaid_orders,
+        }
+    }
+}
+
 /// The buyer's cart as checkout needs it.
 #[derive(sqlx::FromRow)]
 struct CartEntry {
@@ -66,6 +101,21 @@ struct CartEntry {
     quantity: i32,
     seller_id: Uuid,
     is_active: bool,
+    price_cents: i64,
+    currency: String,
+}
+
+/// Refuses a cart that mixes currencies or breaks a money limit, at today's prices.
+fn check_cart(cart: &[CartEntry], limits: &MoneyLimits) -> Result<(), AdmitError> {
+    if cart.iter().any(|c| c.currency != cart[0].currency) {
+        let lines = cart
+            .iter()
+            .map(|c| (c.listing_id, c.currency.clone()))
+            .collect();
+        return Err(AdmitError::CurrencyMismatch(lines));
+    }
+    limits.order_total(cart.iter().map(|c| (c.price_cents, i64::from(c.quantity))))?;
+    Ok(())
 }
 
 fn fingerprint(address_id: Uuid) -> String {
@@ -85,15 +135,18 @@ fn replay(job: JobRow, print: &str) -> Result<Admitted, AdmitError> {
 
 /// Validates the checkout, takes the units from the stock gate and records the job.
 ///
-/// Requests with the same key are serialised (a transaction-scoped advisory lock on buyer and
-/// key), so a concurrent duplicate waits for the first one and answers with its job instead of
-/// taking the units a second time (and being refused as out of stock when they are the last).
+/// A buyer's checkouts are serialised (a transaction-scoped advisory lock on the buyer), so a
+/// concurrent duplicate with the same key waits for the first one and answers with its job
+/// instead of taking the units a second time, and one with another key finds the first job
+/// active and is refused with [`AdmitError::CheckoutInProgress`]: one cart makes one order,
+/// whatever keys its retries carry.
 /// The gate loads missing counters through the same connection: taking a second one while
 /// holding this one could exhaust the pool under a burst of checkouts.
 #[tracing::instrument(skip_all, fields(user.id = %buyer_id))]
 pub async fn admit(
     pool: &PgPool,
     gate: &StockGate,
+    rules: &AdmitRules,
     buyer_id: Uuid,
     buyer_username: &str,
     address_id: Uuid,
@@ -101,16 +154,22 @@ pub async fn admit(
 ) -> Result<Admitted, AdmitError> {
     let print = fingerprint(address_id);
     let mut conn = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("{JOB_KIND}:{buyer_id}:{idempotency_key}"))
-        .execute(&mut *conn)
-        .await?;
+    db::jobs::lock_owner(&mut conn, JOB_KIND, buyer_id).await?;
     if let Some(job) = db::jobs::find_by_key(&mut conn, buyer_id, JOB_KIND, idempotency_key).await?
     {
         return replay(job, &print);
     }
+    let open = db::orders::open_checkouts(&mut conn, buyer_id).await?;
+    if let Some(job_id) = open.active_job {
+        return Err(AdmitError::CheckoutInProgress(job_id));
+    }
+    if open.unpaid_orders >= rules.max_unpaid_orders {
+        return Err(AdmitError::TooManyUnpaidOrders {
+            limit: rules.max_unpaid_orders,
+        });
+    }
     let cart: Vec<CartEntry> = sqlx::query_as(
-        "SELECT c.listing_id, c.quantity, l.seller_id, l.is_active
+        "SELECT c.listing_id, c.quantity, l.seller_id, l.is_active, l.price_cents, l.currency
          FROM cart_lines c JOIN listings l ON l.id = c.listing_id
          WHERE c.user_id = $1 ORDER BY c.listing_id",
     )
@@ -120,6 +179,7 @@ pub async fn admit(
     if cart.is_empty() {
         return Err(AdmitError::EmptyCart);
     }
+    check_cart(&cart, &rules.limits)?;
     let unavailable: Vec<Uuid> = cart
         .iter()
         .filter(|c| !c.is_active || c.seller_id == buyer_id)

@@ -8,7 +8,7 @@ mod reserve;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use admit::{AdmitError, Admitted, admit};
+pub use admit::{AdmitError, AdmitRules, Admitted, admit};
 pub use process::{CheckoutDeps, ProcessError, ProcessOutcome, process};
 
 /// The `checkout` job kind in the `jobs` table.

@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     db::{self, StoreError, jobs::JobRow, orders::OrderRow},
+    domain::money::MoneyLimits,
     gate::StockGate,
     job_events,
     payments::{PaymentError, Payments},
@@ -47,6 +48,8 @@ pub struct CheckoutDeps {
     pub payments: Payments,
     /// How long a pending order holds its units.
     pub order_ttl: Duration,
+    /// The money limits an order must stay within (re-checked under the row locks).
+    pub limits: MoneyLimits,
 }
 
 /// How a run ended (also stored by apalis as the task result).
@@ -118,10 +121,9 @@ pub async fn process(deps: &CheckoutDeps, job_id: Uuid) -> Result<ProcessOutcome
                 job_events::publish(&deps.redis, &deps.prefix, job.id).await;
                 return Ok(ProcessOutcome::Succeeded { order_id });
             }
-            Created::OutOfStock(short) => {
-                let message = format!("out of stock: {}", join_ids(&short));
+            Created::Refused { code, message } => {
                 let units = Some(payload.units());
-                return finish_failed(deps, &job, units, "out_of_stock", &message).await;
+                return finish_failed(deps, &job, units, code, &message).await;
             }
         },
     };
@@ -158,8 +160,14 @@ enum Created {
     Order(OrderRef),
     /// The order exists with its (locally known) intent, and the job is finished.
     Finished(Uuid),
-    /// Postgres says these listings are short.
-    OutOfStock(Vec<Uuid>),
+    /// Postgres refused the reservation (stock short, currencies mixed, a limit exceeded):
+    /// nothing was written.
+    Refused {
+        /// The job's error code.
+        code: &'static str,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Reserves and creates the order (and, in development payment mode, finishes the job too).
@@ -183,11 +191,26 @@ async fn create_order(
         buyer_id,
         payload,
         ttl_secs: deps.order_ttl.as_secs_f64(),
+        limits: deps.limits,
         intent,
     };
     let mut tx = deps.pool.begin().await?;
     match reserve(&mut tx, &draft).await? {
-        Reservation::OutOfStock(short) => Ok(Created::OutOfStock(short)),
+        Reservation::OutOfStock(short) => Ok(Created::Refused {
+            code: "out_of_stock",
+            message: format!("out of stock: {}", join_ids(&short)),
+        }),
+        Reservation::CurrencyMismatch(ids) => Ok(Created::Refused {
+            code: "currency_mismatch",
+            message: format!(
+                "an order has one currency; these listings are priced in several: {}",
+                join_ids(&ids)
+            ),
+        }),
+        Reservation::LimitExceeded(limit) => Ok(Created::Refused {
+            code: "limit_exceeded",
+            message: format!("the order would exceed a limit: {limit}"),
+        }),
         Reservation::Reserved {
             total_cents,
             currency,

@@ -6,7 +6,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::CheckoutPayload;
-use crate::db::StoreError;
+use crate::{
+    db::StoreError,
+    domain::money::{LimitExceeded, MoneyLimits},
+};
 
 /// A listing as locked for checkout.
 #[derive(Debug, sqlx::FromRow)]
@@ -28,6 +31,10 @@ pub(super) enum Reservation {
     Reserved { total_cents: i64, currency: String },
     /// Postgres says these listings cannot supply the units (the gate was stale).
     OutOfStock(Vec<Uuid>),
+    /// A listing changed currency while it sat in the cart: the lines are not in one currency.
+    CurrencyMismatch(Vec<Uuid>),
+    /// At the prices now locked, the order would break a money limit.
+    LimitExceeded(LimitExceeded),
 }
 
 /// What the order row is created with.
@@ -37,6 +44,8 @@ pub(super) struct OrderDraft<'a> {
     pub buyer_id: Uuid,
     pub payload: &'a CheckoutPayload,
     pub ttl_secs: f64,
+    /// The money limits the order must stay within.
+    pub limits: MoneyLimits,
     /// A PaymentIntent known before the order exists (development payment mode computes it
     /// locally): stored with the order, and the job finishes in the same statement.
     pub intent: Option<KnownIntent>,
@@ -80,22 +89,32 @@ pub(super) async fn reserve(
     if !short.is_empty() {
         return Ok(Reservation::OutOfStock(short));
     }
+    // Admission checked currency and limits at the prices of that moment; a seller may have
+    // changed either since, so both are checked again under the locks.
     let currency = locked
         .first()
         .map(|l| l.currency.clone())
         .unwrap_or_else(|| "usd".into());
+    if locked.iter().any(|l| l.currency != currency) {
+        return Ok(Reservation::CurrencyMismatch(
+            locked.iter().map(|l| l.id).collect(),
+        ));
+    }
     let mut lines = LineColumns::default();
     for line in &draft.payload.lines {
         if let Some(l) = locked.iter().find(|l| l.id == line.listing_id) {
             lines.push(l, line.quantity);
         }
     }
-    let total_cents: i64 = lines
+    let priced = lines
         .price
         .iter()
         .zip(&lines.quantity)
-        .map(|(p, q)| p * i64::from(*q))
-        .sum();
+        .map(|(p, q)| (*p, i64::from(*q)));
+    let total_cents = match draft.limits.order_total(priced) {
+        Ok(total) => total,
+        Err(limit) => return Ok(Reservation::LimitExceeded(limit)),
+    };
     sqlx::query(
         "WITH reserve AS (
              UPDATE listings l SET reserved = l.reserved + v.quantity

@@ -22,6 +22,15 @@ pub struct CartLineRow {
     pub available: i32,
 }
 
+impl CartLineRow {
+    /// Unit price × quantity, saturating: only a line written before the money limits existed
+    /// can reach `i64::MAX`, and checkout refuses such a cart (`MoneyLimits::order_total`).
+    pub fn line_total_cents(&self) -> i64 {
+        crate::domain::money::line_total(self.unit_price_cents, i64::from(self.quantity))
+            .unwrap_or(i64::MAX)
+    }
+}
+
 /// The buyer's cart lines, oldest first.
 #[tracing::instrument(skip_all, fields(user.id = %user_id))]
 pub async fn lines(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<CartLineRow>, StoreError> {

@@ -104,6 +104,21 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobRow>, S
     .await?)
 }
 
+/// Serialises every request that creates `kind` jobs for `owner_id` until the caller's
+/// transaction ends (a transaction-scoped advisory lock).
+#[tracing::instrument(skip_all, fields(user.id = %owner_id))]
+pub async fn lock_owner(
+    conn: &mut PgConnection,
+    kind: &str,
+    owner_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("{kind}:{owner_id}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The owner's job of `kind` created with `key`, if any.
 #[tracing::instrument(skip_all)]
 pub async fn find_by_key(

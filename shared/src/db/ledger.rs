@@ -19,9 +19,11 @@ pub async fn credit_sale(
     sqlx::query(
         "INSERT INTO ledger_entries (id, seller_id, order_id, order_line_id, kind, amount_cents, currency)
          SELECT gen_random_uuid(), l.seller_id, l.order_id, l.id, k.kind,
+                -- numeric, so no product can overflow; the fee rounds down like
+                -- `domain::money::platform_fee`.
                 CASE k.kind
-                    WHEN 'sale' THEN l.unit_price_cents * l.quantity
-                    ELSE -((l.unit_price_cents * l.quantity * $2) / 10000)
+                    WHEN 'sale' THEN (l.unit_price_cents::numeric * l.quantity)::bigint
+                    ELSE -floor(l.unit_price_cents::numeric * l.quantity * $2 / 10000)::bigint
                 END,
                 l.currency
          FROM order_lines l CROSS JOIN (VALUES ('sale'), ('platform_fee')) AS k(kind)
@@ -50,6 +52,30 @@ pub async fn reverse_order(conn: &mut PgConnection, order_id: Uuid) -> Result<()
          ON CONFLICT ON CONSTRAINT ledger_entries_line_kind_key DO NOTHING",
     )
     .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Reverses the sale entries of refunded lines of an order, like [`reverse_order`] for those
+/// lines only. Idempotent.
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub async fn reverse_lines(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    line_ids: &[Uuid],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO ledger_entries (id, seller_id, order_id, order_line_id, kind, amount_cents, currency)
+         SELECT gen_random_uuid(), e.seller_id, e.order_id, e.order_line_id,
+                CASE e.kind WHEN 'sale' THEN 'refund' ELSE 'refund_fee_reversal' END,
+                -e.amount_cents, e.currency
+         FROM ledger_entries e
+         WHERE e.order_id = $1 AND e.order_line_id = ANY($2) AND e.kind IN ('sale', 'platform_fee')
+         ON CONFLICT ON CONSTRAINT ledger_entries_line_kind_key DO NOTHING",
+    )
+    .bind(order_id)
+    .bind(line_ids)
     .execute(conn)
     .await?;
     Ok(())

@@ -16,12 +16,14 @@ pub struct OrderRow {
     pub buyer_id: Option<Uuid>,
     /// Buyer's username at checkout.
     pub buyer_username: String,
-    /// `pending_payment`, `paid`, `expired`, `cancelled`, `refunded`.
+    /// `pending_payment`, `paid`, `partially_refunded`, `expired`, `cancelled`, `refunded`.
     pub status: String,
     /// Why the order left `pending_payment` other than by payment.
     pub status_reason: Option<String>,
     /// Sum of the lines.
     pub total_cents: i64,
+    /// Money refunded so far (never more than `total_cents`).
+    pub refunded_cents: i64,
     /// Lowercase ISO currency.
     pub currency: String,
     /// Address snapshot.
@@ -68,8 +70,35 @@ pub struct OrderLineRow {
 }
 
 /// The columns of [`OrderRow`], for queries in other `db` modules.
-pub(crate) const ORDER_COLUMNS: &str = "id, buyer_id, buyer_username, status, status_reason, total_cents, currency,
+pub(crate) const ORDER_COLUMNS: &str = "id, buyer_id, buyer_username, status, status_reason, total_cents, refunded_cents, currency,
     shipping_address, payment_intent_id, client_secret, checkout_job_id, expires_at, created_at, updated_at";
+
+/// A buyer's checkouts that are not settled yet.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct OpenCheckouts {
+    /// A `checkout` job still queued or running, if any.
+    pub active_job: Option<Uuid>,
+    /// Orders awaiting payment.
+    pub unpaid_orders: i64,
+}
+
+/// The buyer's active checkout job and how many orders await their payment, in one round trip.
+#[tracing::instrument(skip_all, fields(user.id = %buyer_id))]
+pub async fn open_checkouts(
+    conn: &mut PgConnection,
+    buyer_id: Uuid,
+) -> Result<OpenCheckouts, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT id FROM jobs
+                 WHERE owner_id = $1 AND kind = 'checkout' AND status IN ('queued', 'running')
+                 ORDER BY id LIMIT 1) AS active_job,
+                (SELECT count(*) FROM orders
+                 WHERE buyer_id = $1 AND status = 'pending_payment') AS unpaid_orders",
+    )
+    .bind(buyer_id)
+    .fetch_one(conn)
+    .await?)
+}
 
 /// An order by id.
 #[tracing::instrument(skip_all, fields(order.id = %id))]

@@ -78,9 +78,15 @@ pub async fn record_late_refund(
     fee_bps: i64,
 ) -> Result<bool, StoreError> {
     let refunded = sqlx::query(
-        "UPDATE orders SET status = 'refunded', status_reason = 'late_payment_refunded',
-                refund_id = $2, closed_at = coalesce(closed_at, now())
-         WHERE id = $1 AND status IN ('expired', 'cancelled')",
+        "WITH closed AS (
+             UPDATE orders SET status = 'refunded', status_reason = 'late_payment_refunded',
+                    refund_id = $2, refunded_cents = total_cents,
+                    closed_at = coalesce(closed_at, now())
+             WHERE id = $1 AND status IN ('expired', 'cancelled')
+             RETURNING id, total_cents, currency)
+         INSERT INTO order_refunds (id, order_id, stripe_refund_id, amount_cents, currency, reason)
+         SELECT gen_random_uuid(), id, $2, total_cents, currency, 'late_payment' FROM closed
+         WHERE total_cents > 0",
     )
     .bind(order_id)
     .bind(refund_id)
@@ -94,42 +100,101 @@ pub async fn record_late_refund(
     Ok(true)
 }
 
-/// Refunds a paid order: `refunded` (reason `refunded_by_buyer`), lines `refunded`, the units
-/// back in stock (`quantity += n`) and the sellers' credit reversed. Returns the restocked
-/// (listing, units) pairs, or `None` when the order was not `paid`.
-#[tracing::instrument(skip_all, fields(order.id = %order_id))]
-pub async fn refund_paid(
+/// One refund of lines of a paid order, as the refund job records it.
+#[derive(Debug, Clone)]
+pub struct LineRefund<'a> {
+    /// The order.
+    pub order_id: Uuid,
+    /// The job that made it.
+    pub job_id: Uuid,
+    /// The lines refunded.
+    pub line_ids: &'a [Uuid],
+    /// Their total: the money sent back.
+    pub amount_cents: i64,
+    /// The order's currency.
+    pub currency: &'a str,
+    /// Stripe's refund id (`None` when Stripe said the charge was refunded already).
+    pub stripe_refund_id: Option<&'a str>,
+    /// `requested_by_buyer` or `requested_by_seller`.
+    pub reason: &'a str,
+}
+
+/// What [`refund_lines`] changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundedLines {
+    /// The (listing, units) pairs put back in stock.
+    pub restocked: Vec<(Uuid, i32)>,
+    /// The order's status afterwards: `refunded` once every line is, else
+    /// `partially_refunded`.
+    pub order_status: String,
+}
+
+/// Refunds lines of a paid order in the caller's transaction: the lines that still await
+/// shipment become `refunded`, their units go back in stock (`quantity += n`), their sellers'
+/// credit is reversed, the refund is recorded, and the order's `refunded_cents` grows by the
+/// amount (the database refuses more than its total). The order ends `refunded` (reason
+/// `refunded_by_buyer` or `refunded_by_seller`) when no line is left unrefunded, else
+/// `partially_refunded`.
+#[tracing::instrument(skip_all, fields(order.id = %refund.order_id))]
+pub async fn refund_lines(
     conn: &mut PgConnection,
-    order_id: Uuid,
-    refund_id: Option<&str>,
-) -> Result<Option<Vec<(Uuid, i32)>>, StoreError> {
-    let refunded = sqlx::query(
-        "UPDATE orders SET status = 'refunded', status_reason = 'refunded_by_buyer',
-                refund_id = $2, closed_at = now()
-         WHERE id = $1 AND status = 'paid'",
-    )
-    .bind(order_id)
-    .bind(refund_id)
-    .execute(&mut *conn)
-    .await?;
-    if refunded.rows_affected() == 0 {
-        return Ok(None);
-    }
-    lock_listings_of(conn, order_id).await?;
+    refund: &LineRefund<'_>,
+) -> Result<RefundedLines, StoreError> {
+    lock_listings_of(conn, refund.order_id).await?;
     let restocked: Vec<(Uuid, i32)> = sqlx::query_as(
-        "WITH units AS (
-             SELECT listing_id, sum(quantity)::int AS quantity FROM order_lines
-             WHERE order_id = $1 AND listing_id IS NOT NULL GROUP BY listing_id),
-         lines AS (UPDATE order_lines SET status = 'refunded' WHERE order_id = $1)
+        "WITH lines AS (
+             UPDATE order_lines SET status = 'refunded'
+             WHERE order_id = $1 AND id = ANY($2) AND status = 'awaiting_shipment'
+             RETURNING listing_id, quantity),
+         units AS (
+             SELECT listing_id, sum(quantity)::int AS quantity FROM lines
+             WHERE listing_id IS NOT NULL GROUP BY listing_id)
          UPDATE listings l SET quantity = l.quantity + u.quantity
          FROM units u WHERE l.id = u.listing_id
          RETURNING l.id, u.quantity",
     )
-    .bind(order_id)
+    .bind(refund.order_id)
+    .bind(refund.line_ids)
     .fetch_all(&mut *conn)
     .await?;
-    ledger::reverse_order(conn, order_id).await?;
-    Ok(Some(restocked))
+    ledger::reverse_lines(conn, refund.order_id, refund.line_ids).await?;
+    sqlx::query(
+        "INSERT INTO order_refunds (id, order_id, stripe_refund_id, job_id, amount_cents, currency,
+                                    line_ids, reason)
+         VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(refund.order_id)
+    .bind(refund.stripe_refund_id)
+    .bind(refund.job_id)
+    .bind(refund.amount_cents)
+    .bind(refund.currency)
+    .bind(refund.line_ids)
+    .bind(refund.reason)
+    .execute(&mut *conn)
+    .await?;
+    let order_status: String = sqlx::query_scalar(
+        "UPDATE orders o SET refunded_cents = o.refunded_cents + $2,
+                status = CASE WHEN left_over.n = 0 THEN 'refunded' ELSE 'partially_refunded' END,
+                status_reason = CASE WHEN left_over.n = 0
+                                     THEN replace($3, 'requested_by', 'refunded_by')
+                                     ELSE o.status_reason END,
+                closed_at = CASE WHEN left_over.n = 0 THEN now() ELSE o.closed_at END,
+                refund_id = coalesce($4, o.refund_id)
+         FROM (SELECT count(*) AS n FROM order_lines
+               WHERE order_id = $1 AND status <> 'refunded') AS left_over
+         WHERE o.id = $1
+         RETURNING o.status",
+    )
+    .bind(refund.order_id)
+    .bind(refund.amount_cents)
+    .bind(refund.reason)
+    .bind(refund.stripe_refund_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(RefundedLines {
+        restocked,
+        order_status,
+    })
 }
 
 /// Claims up to `limit` pending orders past their deadline for one expiry run, for `lease`:
@@ -159,14 +224,25 @@ pub async fn claim_expired(
     Ok(claimed)
 }
 
+/// A queued or running `refund_order` job and the lines it refunds (empty: every line).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActiveRefund {
+    /// The job.
+    pub id: Uuid,
+    /// Its lines, sorted.
+    pub line_ids: Vec<Uuid>,
+}
+
 /// The queued or running `refund_order` job of an order, if any.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
 pub async fn active_refund_job(
     conn: &mut PgConnection,
     order_id: Uuid,
-) -> Result<Option<Uuid>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM jobs
+) -> Result<Option<ActiveRefund>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, coalesce(ARRAY(SELECT jsonb_array_elements_text(payload->'line_ids')::uuid),
+                             '{}') AS line_ids
+         FROM jobs
          WHERE kind = 'refund_order' AND status IN ('queued', 'running')
            AND payload->>'order_id' = $1
          ORDER BY id LIMIT 1",

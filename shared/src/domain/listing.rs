@@ -2,7 +2,10 @@
 
 use std::str::FromStr;
 
-use super::validation::{ValidationErrors, text_len};
+use super::{
+    money::MoneyLimits,
+    validation::{ValidationErrors, text_len},
+};
 
 /// A lowercase ISO 4217 code such as `usd`. Defaults to `usd`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,15 +36,17 @@ impl Default for Currency {
     }
 }
 
-/// 99,999,999.99 in major units.
-const MAX_PRICE_CENTS: i64 = 9_999_999_999;
+/// Units of stock a listing may have.
 const MAX_QUANTITY: i64 = 1_000_000;
 
-fn price(value: i64) -> Result<i64, ValidationErrors> {
-    if !(1..=MAX_PRICE_CENTS).contains(&value) {
+/// A unit price: at least one minor unit and at most `MAX_UNIT_PRICE_CENTS`, since a unit
+/// that costs more than an order may could never be bought.
+fn price(value: i64, limits: &MoneyLimits) -> Result<i64, ValidationErrors> {
+    let max = limits.max_unit_price_cents;
+    if !(1..=max).contains(&value) {
         return Err(ValidationErrors::single(
             "price_cents",
-            format!("must be between 1 and {MAX_PRICE_CENTS}"),
+            format!("must be between 1 and {max}"),
         ));
     }
     Ok(value)
@@ -81,6 +86,7 @@ impl NewListing {
         price_cents: i64,
         currency: Option<&str>,
         quantity_value: i64,
+        limits: &MoneyLimits,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let title = errors.check(text_len("title", title, 3, 255));
@@ -90,7 +96,7 @@ impl NewListing {
             0,
             10_000,
         ));
-        let price_cents = errors.check(price(price_cents));
+        let price_cents = errors.check(price(price_cents, limits));
         let currency = match currency {
             Some(c) => errors.check(Currency::parse(c)),
             None => Some(Currency::default()),
@@ -137,12 +143,13 @@ impl ListingPatch {
         currency: Option<&str>,
         quantity_value: Option<i64>,
         is_active: Option<bool>,
+        limits: &MoneyLimits,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let title = title.and_then(|t| errors.check(text_len("title", t, 3, 255)));
         let description =
             description.and_then(|d| errors.check(text_len("description", d, 0, 10_000)));
-        let price_cents = price_cents.and_then(|p| errors.check(price(p)));
+        let price_cents = price_cents.and_then(|p| errors.check(price(p, limits)));
         let currency = currency.and_then(|c| errors.check(Currency::parse(c)));
         let quantity = quantity_value.and_then(|q| errors.check(quantity(q, 0)));
         errors.finish(|| Self {
@@ -194,18 +201,32 @@ mod tests {
 
     #[test]
     fn new_listings_are_validated() {
-        assert!(NewListing::parse("ok title", None, 100, None, 1).is_ok());
-        let err = NewListing::parse("ab", None, 0, Some("dollars"), 0).unwrap_err();
+        assert!(NewListing::parse("ok title", None, 100, None, 1, &MoneyLimits::default()).is_ok());
+        let err = NewListing::parse("ab", None, 0, Some("dollars"), 0, &MoneyLimits::default())
+            .unwrap_err();
         let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["title", "price_cents", "currency", "quantity"]);
     }
 
     #[test]
+    fn a_unit_price_above_the_limit_is_refused() {
+        let limits = MoneyLimits::default();
+        let max = limits.max_unit_price_cents;
+        assert!(NewListing::parse("a lamp", None, max, None, 1, &limits).is_ok());
+        let err = NewListing::parse("a lamp", None, max + 1, None, 1, &limits).unwrap_err();
+        assert_eq!(err.0[0].field, "price_cents");
+        assert!(err.0[0].message.contains(&max.to_string()), "{err}");
+        let err = ListingPatch::parse(None, None, Some(max + 1), None, None, None, &limits);
+        assert!(err.is_err());
+    }
+
+    #[test]
     fn currency_is_lowercased_and_defaults_to_usd() {
-        let l = NewListing::parse("a lamp", None, 100, Some("EUR"), 2).unwrap();
+        let l = NewListing::parse("a lamp", None, 100, Some("EUR"), 2, &MoneyLimits::default())
+            .unwrap();
         assert_eq!(l.currency.as_str(), "eur");
         assert_eq!(
-            NewListing::parse("a lamp", None, 1, None, 1)
+            NewListing::parse("a lamp", None, 1, None, 1, &MoneyLimits::default())
                 .unwrap()
                 .currency
                 .as_str(),
@@ -216,12 +237,31 @@ mod tests {
     #[test]
     fn patch_allows_zero_quantity_but_not_negative() {
         assert_eq!(
-            ListingPatch::parse(None, None, None, None, Some(0), None)
-                .unwrap()
-                .quantity,
+            ListingPatch::parse(
+                None,
+                None,
+                None,
+                None,
+                Some(0),
+                None,
+                &MoneyLimits::default()
+            )
+            .unwrap()
+            .quantity,
             Some(0)
         );
-        assert!(ListingPatch::parse(None, None, None, None, Some(-1), None).is_err());
+        assert!(
+            ListingPatch::parse(
+                None,
+                None,
+                None,
+                None,
+                Some(-1),
+                None,
+                &MoneyLimits::default()
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -94,7 +94,10 @@ pub async fn refund_mismatch(
     let refund_id = if settled_by_it {
         None
     } else {
-        match payments.refund(&intent.id, &refund_key(&intent.id)).await {
+        match payments
+            .refund(&intent.id, None, &refund_key(&intent.id))
+            .await
+        {
             Ok(refund) => Some(refund.id),
             Err(e) if e.code() == Some("charge_already_refunded") => None,
             Err(e) => return Err(e.into()),

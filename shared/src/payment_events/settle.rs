@@ -107,7 +107,7 @@ async fn refund_late(
 ) -> Result<Settlement, SettleError> {
     let refund_id = match deps
         .payments
-        .refund(intent_id, &late_refund_key(order_id))
+        .refund(intent_id, None, &late_refund_key(order_id))
         .await
     {
         Ok(refund) => Some(refund.id),

@@ -188,24 +188,39 @@ impl Payments {
         }
     }
 
-    /// Refunds a succeeded intent in full; the same `idempotency_key` never refunds twice.
+    /// Refunds a succeeded intent: `amount_cents` of it, or all that is left with `None`; the
+    /// same `idempotency_key` never refunds twice.
     ///
     /// Stripe refuses a second refund of a fully refunded intent made with a *different* key with
-    /// a permanent error whose code is `charge_already_refunded`.
+    /// a permanent error whose code is `charge_already_refunded`, and a partial refund larger
+    /// than what is left with `amount_too_large`.
     pub async fn refund(
         &self,
         intent_id: &str,
+        amount_cents: Option<i64>,
         idempotency_key: &str,
     ) -> Result<RefundRef, PaymentError> {
         let key = idempotency(idempotency_key)?;
+        if let Some(amount) = amount_cents.filter(|a| *a <= 0) {
+            return Err(PaymentError::invalid(format!(
+                "a refund must be positive, got {amount}"
+            )));
+        }
         match self {
             Self::Dev => {
                 let order_id = dev_order_id(intent_id)?;
+                // One id per key, like Stripe: a repeated call names the same refund.
+                let digest = Sha256::digest(idempotency_key.as_bytes());
+                let suffix: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
                 Ok(RefundRef {
-                    id: format!("{DEV_REFUND_PREFIX}{}", order_id.simple()),
+                    id: format!("{DEV_REFUND_PREFIX}{}_{suffix}", order_id.simple()),
                 })
             }
-            Self::Stripe(client) => client.refund(checked_intent_id(intent_id)?, key).await,
+            Self::Stripe(client) => {
+                client
+                    .refund(checked_intent_id(intent_id)?, amount_cents, key)
+                    .await
+            }
         }
     }
 }
@@ -416,10 +431,14 @@ impl StripeClient {
     async fn refund(
         &self,
         intent_id: &str,
+        amount_cents: Option<i64>,
         key: IdempotencyKey,
     ) -> Result<RefundRef, PaymentError> {
-        let refund = CreateRefund::new()
-            .payment_intent(intent_id)
+        let mut request = CreateRefund::new().payment_intent(intent_id);
+        if let Some(amount) = amount_cents {
+            request = request.amount(amount);
+        }
+        let refund = request
             .customize()
             .request_strategy(RequestStrategy::Idempotent(key))
             .send(&self.inner.client)

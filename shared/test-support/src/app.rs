@@ -86,6 +86,7 @@ impl TestApp {
             gate: self.state.gate.clone(),
             payments: self.state.payments.clone(),
             order_ttl: self.settings.order_ttl,
+            limits: self.settings.limits,
         }
     }
 

@@ -67,9 +67,18 @@ async fn unpushed_checkout(app: &TestApp) -> Uuid {
     let me = app.get("/api/v1/users/me", Some(&token)).await;
     let buyer: Uuid = me.body["id"].as_str().expect("id").parse().expect("uuid");
     let address: Uuid = address.parse().expect("uuid");
-    let admitted = checkout::admit(app.pool(), &app.state.gate, buyer, "buyer", address, "k-1")
-        .await
-        .expect("admitted");
+    let rules = checkout::AdmitRules::from_settings(&app.settings);
+    let admitted = checkout::admit(
+        app.pool(),
+        &app.state.gate,
+        &rules,
+        buyer,
+        "buyer",
+        address,
+        "k-1",
+    )
+    .await
+    .expect("admitted");
     admitted.job.id
 }
 

@@ -285,7 +285,7 @@ async fn expiry_racing_a_success_webhook_settles_each_order_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn in_development_mode_expiry_racing_a_payment_ends_paid_or_refunded_never_both() {
-    let app = Arc::new(TestApp::spawn().await);
+    let app = Arc::new(TestApp::spawn_with(|s| s.max_unpaid_orders = 100).await);
     let shop = shop(&app, 1_000, 20).await;
     let mut orders = Vec::new();
     for _ in 0..5 {

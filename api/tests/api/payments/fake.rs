@@ -12,7 +12,7 @@ use wiremock::{
     matchers::{method, path, path_regex},
 };
 
-use crate::stripe_fake::{CreateIntent, field, form, known_intent_json, stripe_error};
+use crate::stripe_fake::{CreateIntent, field, form, header, known_intent_json, stripe_error};
 
 /// A Stripe endpoint of the fake whose answer a test can override.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -123,10 +123,19 @@ impl Respond for CreateRefund {
         }
         let fields = form(request);
         let intent = field(&fields, "payment_intent").unwrap_or("pi_unknown");
+        // One refund per idempotency key, as Stripe keeps it.
+        let key: String = header(request, "idempotency-key")
+            .unwrap_or("none")
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let amount: i64 = field(&fields, "amount")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(2_000);
         ResponseTemplate::new(200).set_body_json(json!({
-            "id": format!("re_{}", intent.trim_start_matches("pi_")),
+            "id": format!("re_{key}"),
             "object": "refund",
-            "amount": 2_000,
+            "amount": amount,
             "balance_transaction": "txn_3QxR2bLkdIwHu7ix1BtXn123",
             "charge": "ch_3QxR2bLkdIwHu7ix0xyz1234",
             "created": 1_764_000_500,
