@@ -26,11 +26,13 @@ pub const REQUEUE_STALE: &str = "requeue_stale";
 pub const PURGE_INACTIVE: &str = "purge_inactive";
 /// Sweep that deletes finished apalis tasks, since Redis keeps them forever (pitfall 10).
 pub const PRUNE_JOBS: &str = "prune_jobs";
-/// A buyer's refund of a paid, unshipped order.
+/// A refund of unshipped lines of a paid order, asked for by its buyer or a seller.
 pub const REFUND_ORDER: &str = "refund_order";
+/// Sweep that compares recent orders' ledgers with their payments at Stripe and reports drift.
+pub const RECONCILE_PAYMENTS: &str = "reconcile_payments";
 
 /// Every job name, i.e. every queue a worker can consume; `WORKER_QUEUES` is checked against it.
-pub const QUEUES: [&str; 9] = [
+pub const QUEUES: [&str; 10] = [
     CHECKOUT,
     PAYMENT_EVENT,
     GEOCODE_ADDRESS,
@@ -40,6 +42,7 @@ pub const QUEUES: [&str; 9] = [
     PURGE_INACTIVE,
     PRUNE_JOBS,
     REFUND_ORDER,
+    RECONCILE_PAYMENTS,
 ];
 
 /// How long an idempotency key blocks a duplicate push. apalis-redis 1.0.0 deletes the key at

@@ -25,7 +25,8 @@ enum PaymentMode {
 struct ClientConfig {
     /// How payments are taken.
     payment_mode: PaymentMode,
-    /// Stripe's publishable key for Stripe.js (`null` in development mode or when unset).
+    /// Stripe's publishable key for Stripe.js; absent in development mode or when unset.
+    #[oai(skip_serializing_if_is_none)]
     stripe_publishable_key: Option<String>,
 }
 

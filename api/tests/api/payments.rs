@@ -8,6 +8,8 @@ mod fake;
 mod line_refunds;
 mod mismatch;
 mod ordering;
+mod outside;
+mod reconcile;
 mod refunds;
 mod shipments;
 mod webhooks;

@@ -33,6 +33,8 @@ pub struct SchedulerSettings {
     pub purge_inactive: Option<Schedule>,
     /// `SCHEDULE_PRUNE_JOBS` (`0 0 * * * *`, hourly).
     pub prune_jobs: Option<Schedule>,
+    /// `SCHEDULE_RECONCILE_PAYMENTS` (`30 */10 * * * *`, every 10 minutes).
+    pub reconcile_payments: Option<Schedule>,
     /// `SCHEDULER_LEADER_TTL_SECS` (10): how long the leader lock outlives its holder's last
     /// renewal; renewed every 3/10 of it, so a dead leader is replaced within 1.3 × this.
     pub leader_ttl: Duration,
@@ -40,13 +42,14 @@ pub struct SchedulerSettings {
 
 impl SchedulerSettings {
     /// Every periodic job with its schedule (`None` = switched off with `off`).
-    pub fn schedules(&self) -> [(&'static str, Option<&Schedule>); 5] {
+    pub fn schedules(&self) -> [(&'static str, Option<&Schedule>); 6] {
         [
             (jobs::EXPIRE_ORDERS, self.expire_orders.as_ref()),
             (jobs::RECONCILE_STOCK, self.reconcile_stock.as_ref()),
             (jobs::REQUEUE_STALE, self.requeue_stale.as_ref()),
             (jobs::PURGE_INACTIVE, self.purge_inactive.as_ref()),
             (jobs::PRUNE_JOBS, self.prune_jobs.as_ref()),
+            (jobs::RECONCILE_PAYMENTS, self.reconcile_payments.as_ref()),
         ]
     }
 }
@@ -68,6 +71,12 @@ pub struct SweepSettings {
     /// `TASK_RETENTION_HOURS` (24): finished apalis task data in Redis is deleted after this.
     /// Shorter than the rows: Postgres is the record, Redis memory is not for history.
     pub task_retention: Duration,
+    /// `RECONCILE_PAYMENTS_WINDOW_HOURS` (48): `reconcile_payments` checks the settled orders
+    /// changed this recently.
+    pub reconcile_payments_window: Duration,
+    /// `RECONCILE_PAYMENTS_MAX_ORDERS` (500): orders one `reconcile_payments` run checks at
+    /// most (one Stripe request each), newest first.
+    pub reconcile_payments_max_orders: i64,
 }
 
 /// Seconds in a day, as the multiplier a `Duration` takes.
@@ -115,6 +124,7 @@ pub(super) fn scheduler_settings<F: Fn(&str) -> Option<String>>(
         requeue_stale: schedule(env, "SCHEDULE_REQUEUE_STALE", "*/30 * * * * *")?,
         purge_inactive: schedule(env, "SCHEDULE_PURGE_INACTIVE", "0 0 3 * * *")?,
         prune_jobs: schedule(env, "SCHEDULE_PRUNE_JOBS", "0 0 * * * *")?,
+        reconcile_payments: schedule(env, "SCHEDULE_RECONCILE_PAYMENTS", "30 */10 * * * *")?,
         leader_ttl,
     })
 }
@@ -128,6 +138,13 @@ pub(super) fn sweep_settings<F: Fn(&str) -> Option<String>>(
         purge_after: days(env, "PURGE_AFTER_DAYS", 30)?,
         job_retention: days(env, "JOB_RETENTION_DAYS", 14)?,
         task_retention: env.secs("TASK_RETENTION_HOURS", 24)? * 3600,
+        reconcile_payments_window: env.secs("RECONCILE_PAYMENTS_WINDOW_HOURS", 48)? * 3600,
+        reconcile_payments_max_orders: env.bounded(
+            "RECONCILE_PAYMENTS_MAX_ORDERS",
+            500,
+            1,
+            100_000,
+        )?,
     })
 }
 
@@ -180,12 +197,13 @@ mod tests {
             let (a, b) = (upcoming.next().unwrap(), upcoming.next().unwrap());
             (b - a).num_seconds()
         };
-        let [expire, reconcile, requeue, purge, prune] = s.schedules();
+        let [expire, reconcile, requeue, purge, prune, payments] = s.schedules();
         assert_eq!(every(expire.1), 60);
         assert_eq!(every(reconcile.1), 300);
         assert_eq!(every(requeue.1), 30);
         assert_eq!(every(purge.1), 86_400);
         assert_eq!(every(prune.1), 3_600);
+        assert_eq!(every(payments.1), 600);
         assert_eq!(s.leader_ttl, Duration::from_secs(10));
     }
 

@@ -8,6 +8,7 @@ pub mod ledger;
 pub mod listings;
 pub mod mismatches;
 pub mod orders;
+pub mod outside;
 pub mod settlement;
 pub mod sweeps;
 pub mod tokens;

@@ -16,7 +16,10 @@ use super::{
 };
 
 /// Locks the listings of an order's lines, in id order.
-async fn lock_listings_of(conn: &mut PgConnection, order_id: Uuid) -> Result<(), StoreError> {
+pub(crate) async fn lock_listings_of(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<(), StoreError> {
     sqlx::query(
         "SELECT l.id FROM listings l
          WHERE l.id IN (SELECT listing_id FROM order_lines WHERE order_id = $1)
@@ -222,6 +225,58 @@ pub async fn claim_expired(
     .await?;
     claimed.sort_by_key(|o| o.expires_at);
     Ok(claimed)
+}
+
+/// A settled order and what its ledger says it netted.
+#[derive(Debug, Clone)]
+pub struct SettledOrder {
+    /// The order.
+    pub order: OrderRow,
+    /// The sum of its money entries: sales, refunds and refunds made in Stripe (not fees or
+    /// dispute holds).
+    pub ledger_gross: i64,
+}
+
+/// Orders that are paid, partly or fully refunded and changed within `window`, newest first,
+/// with their ledger's gross.
+#[tracing::instrument(skip_all)]
+pub async fn settled_since(
+    conn: &mut PgConnection,
+    window: Duration,
+    limit: i64,
+) -> Result<Vec<SettledOrder>, StoreError> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT o.id, coalesce((
+                    SELECT sum(e.amount_cents) FROM ledger_entries e
+                    WHERE e.order_id = o.id
+                      AND e.kind IN ('sale', 'refund', 'outside_refund', 'outside_refund_reversal')
+                ), 0)::bigint
+         FROM orders o
+         WHERE o.status IN ('paid', 'partially_refunded', 'refunded')
+           AND o.updated_at > now() - make_interval(secs => $1)
+         ORDER BY o.updated_at DESC LIMIT $2",
+    )
+    .bind(window.as_secs_f64())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let orders: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY($1)"
+    )))
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, ledger_gross)| {
+            let order = orders.iter().find(|o| o.id == id)?.clone();
+            Some(SettledOrder {
+                order,
+                ledger_gross,
+            })
+        })
+        .collect())
 }
 
 /// A queued or running `refund_order` job and the lines it refunds (empty: every line).

@@ -128,6 +128,14 @@ pub static PAYMENT_MISMATCHES: Family = Family::counter(
     &["source", "field"],
 );
 
+/// worker: orders whose payment did not reconcile at the last `reconcile_payments` run.
+pub static PAYMENT_DRIFT: Family = Family::gauge(
+    "payment_drift_orders",
+    "Orders whose ledger or Stripe payment disagreed with the order at the last payment \
+     reconciliation, by kind (ledger, stripe).",
+    &["kind"],
+);
+
 /// Every process: resident memory, refreshed on each scrape.
 pub static RSS: Family = Family::gauge(
     "process_resident_memory_bytes",
@@ -155,6 +163,7 @@ pub const WORKER_FAMILIES: &[&Family] = &[
     &REQUEUED,
     &DELETED,
     &PAYMENT_MISMATCHES,
+    &PAYMENT_DRIFT,
     &RSS,
 ];
 

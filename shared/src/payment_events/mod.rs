@@ -14,8 +14,10 @@
 
 pub mod dev;
 pub mod mismatch;
+mod outside;
 mod process;
 mod receive;
+pub mod reconcile;
 pub mod settle;
 pub mod verify;
 
@@ -29,11 +31,18 @@ pub use settle::{SettleError, Settlement};
 use crate::{gate::StockGate, payments::Payments};
 
 /// Event types the job acts on; every other type is acknowledged and not stored.
-pub const HANDLED_EVENT_TYPES: [&str; 4] = [
+pub const HANDLED_EVENT_TYPES: [&str; 10] = [
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "payment_intent.canceled",
     "payment_intent.processing",
+    // Money moved in Stripe itself (the dashboard, the card network): see `outside`.
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.dispute.created",
+    "charge.dispute.closed",
 ];
 
 /// What the payment jobs (events, expiry, refunds) need.

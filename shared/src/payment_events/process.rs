@@ -12,6 +12,7 @@
 use super::{
     PaymentDeps,
     mismatch::{self, Source},
+    outside,
     settle::{self, SettleError, Settlement},
 };
 use crate::{
@@ -58,6 +59,9 @@ pub enum EventError {
     /// Stripe could not be asked, or refused (`Permanent` errors are given up at once).
     #[error(transparent)]
     Payment(#[from] PaymentError),
+    /// The event must wait for work of ours on the same order (a refund job in flight).
+    #[error("{0}")]
+    Busy(String),
     /// Database failure.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -121,6 +125,10 @@ async fn apply(deps: &PaymentDeps, event: &WebhookEventRow) -> Result<EventOutco
     let Some(order) = order else {
         return ignore(deps, event, "no order has this payment intent").await;
     };
+    if !event.event_type.starts_with("payment_intent.") {
+        let settlement = outside::apply(deps, &order, event).await?;
+        return Ok(EventOutcome::Settled { settlement });
+    }
     let Some(intent) = current_intent(deps, event, intent_id).await? else {
         return ignore(deps, event, "the event carries no readable payment intent").await;
     };

@@ -32,6 +32,21 @@ struct EventData {
 struct EventObject {
     id: String,
     object: String,
+    /// The PaymentIntent a charge, refund or dispute belongs to.
+    #[serde(default)]
+    payment_intent: Option<String>,
+}
+
+impl EventObject {
+    /// The PaymentIntent the event is about: the object itself, or the one a charge, refund or
+    /// dispute belongs to.
+    fn intent_id(&self) -> Option<&str> {
+        match self.object.as_str() {
+            "payment_intent" => Some(&self.id),
+            "charge" | "refund" | "dispute" => self.payment_intent.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// What happened to a verified event.
@@ -79,21 +94,17 @@ pub async fn receive(
     let event: StripeEvent =
         serde_json::from_str(text).map_err(|e| ReceiveError::Payload(e.to_string()))?;
     tracing::Span::current().record("event.id", event.id.as_str());
-    if !HANDLED_EVENT_TYPES.contains(&event.event_type.as_str())
-        || event.data.object.object != "payment_intent"
-    {
+    let intent_id = event.data.object.intent_id();
+    let (true, Some(intent_id)) = (
+        HANDLED_EVENT_TYPES.contains(&event.event_type.as_str()),
+        intent_id,
+    ) else {
         tracing::debug!(event.type = %event.event_type, "event type ignored");
         return Ok(Receipt::Ignored);
-    }
+    };
     let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    let inserted = events::insert_if_known(
-        &mut conn,
-        &event.id,
-        &event.event_type,
-        &event.data.object.id,
-        text,
-    )
-    .await?;
+    let inserted =
+        events::insert_if_known(&mut conn, &event.id, &event.event_type, intent_id, text).await?;
     Ok(match inserted {
         Inserted::New => Receipt::Stored { event_id: event.id },
         Inserted::Duplicate => Receipt::Duplicate,
@@ -116,5 +127,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(event.data.object.id, "pi_1");
+        assert_eq!(event.data.object.intent_id(), Some("pi_1"));
+    }
+
+    #[test]
+    fn a_charge_refund_or_dispute_is_about_its_payment_intent() {
+        for object in ["charge", "refund", "dispute"] {
+            let event: StripeEvent = serde_json::from_value(serde_json::json!({
+                "id": "evt_1", "type": "charge.refunded",
+                "data": { "object": { "id": "x_1", "object": object, "payment_intent": "pi_9" } }
+            }))
+            .unwrap();
+            assert_eq!(event.data.object.intent_id(), Some("pi_9"), "{object}");
+        }
+        let customer: StripeEvent = serde_json::from_value(serde_json::json!({
+            "id": "evt_2", "type": "charge.refunded",
+            "data": { "object": { "id": "cus_1", "object": "customer", "payment_intent": "pi_9" } }
+        }))
+        .unwrap();
+        assert_eq!(customer.data.object.intent_id(), None);
     }
 }

@@ -27,6 +27,17 @@ pub enum Settlement {
     /// The intent did not match the order (amount, currency, id or order reference): the money
     /// was refunded and the mismatch recorded; the order did not change.
     Mismatched,
+    /// The whole charge was refunded in Stripe (the dashboard): the order is `refunded` and
+    /// every seller's credit reversed.
+    RefundedOutside,
+    /// Part of the charge was refunded in Stripe: recorded, the order `partially_refunded`.
+    PartlyRefundedOutside,
+    /// The payment is disputed: the sellers' funds for it are held.
+    DisputeOpened,
+    /// The dispute was won: the held funds are released.
+    DisputeWon,
+    /// The dispute was lost: the held funds stay debited.
+    DisputeLost,
     /// Nothing to do: the order already reflects this payment (or is closed for another
     /// reason that this state does not change).
     AlreadySettled,

@@ -14,6 +14,7 @@ mod geocode_address;
 mod payment_event;
 mod prune_jobs;
 mod purge_inactive;
+mod reconcile_payments;
 mod reconcile_stock;
 mod refund_order;
 mod requeue_stale;
@@ -141,12 +142,20 @@ fn register_sweeps(monitor: Monitor, ctx: &JobContext, queues: &QueueSelection) 
         TickTask,
         purge_inactive::handle
     );
-    register_job!(
+    let monitor = register_job!(
         monitor,
         ctx,
         queues,
         jobs::PRUNE_JOBS,
         TickTask,
         prune_jobs::handle
+    );
+    register_job!(
+        monitor,
+        ctx,
+        queues,
+        jobs::RECONCILE_PAYMENTS,
+        TickTask,
+        reconcile_payments::handle
     )
 }
