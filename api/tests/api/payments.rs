@@ -17,6 +17,7 @@ mod webhooks;
 use poem::http::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use shared::payment_events::EventOutcome;
 use test_support::{TEST_WEBHOOK_SECRET, TestApp};
 use uuid::Uuid;
 use wiremock::{MockServer, Request};
@@ -42,8 +43,8 @@ pub async fn stripe_payments_app(server: &MockServer) -> TestApp {
     .await
 }
 
-/// A Stripe event about PaymentIntent `intent_id`, shaped like Stripe's.
-pub fn intent_event(event_id: &str, event_type: &str, intent_id: &str, status: &str) -> Value {
+/// A Stripe event of `event_type` about `object`, shaped like Stripe's.
+pub fn stripe_event(event_id: &str, event_type: &str, object: Value) -> Value {
     json!({
         "id": event_id,
         "object": "event",
@@ -53,8 +54,21 @@ pub fn intent_event(event_id: &str, event_type: &str, intent_id: &str, status: &
         "pending_webhooks": 1,
         "request": { "id": null, "idempotency_key": null },
         "type": event_type,
-        "data": { "object": known_intent_json(intent_id, status) }
+        "data": { "object": object }
     })
+}
+
+/// A Stripe event about PaymentIntent `intent_id`, shaped like Stripe's.
+pub fn intent_event(event_id: &str, event_type: &str, intent_id: &str, status: &str) -> Value {
+    stripe_event(event_id, event_type, known_intent_json(intent_id, status))
+}
+
+/// Posts `event` signed, expects it stored, and runs the payment event jobs.
+pub async fn deliver(app: &TestApp, event: &Value) -> Vec<Option<EventOutcome>> {
+    let resp = app.post_signed_event(event).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.body);
+    assert_eq!(resp.body["status"], "stored", "{}", resp.body);
+    app.run_payment_event_jobs().await
 }
 
 /// A fresh event id.

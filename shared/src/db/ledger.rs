@@ -37,33 +37,14 @@ pub async fn credit_sale(
     Ok(())
 }
 
-/// Reverses the sale entries of a refunded order: a `refund` entry (− the sale) and a
-/// `refund_fee_reversal` entry (+ the fee) for every line that was credited, so the order nets
-/// to zero for its sellers. Idempotent.
+/// Reverses the sale entries of refunded lines (`None`: every line of the order): a `refund`
+/// entry (− the sale) and a `refund_fee_reversal` entry (+ the fee) for every line that was
+/// credited, so those lines net to zero for their sellers. Idempotent.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
-pub async fn reverse_order(conn: &mut PgConnection, order_id: Uuid) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO ledger_entries (id, seller_id, order_id, order_line_id, kind, amount_cents, currency)
-         SELECT gen_random_uuid(), e.seller_id, e.order_id, e.order_line_id,
-                CASE e.kind WHEN 'sale' THEN 'refund' ELSE 'refund_fee_reversal' END,
-                -e.amount_cents, e.currency
-         FROM ledger_entries e
-         WHERE e.order_id = $1 AND e.kind IN ('sale', 'platform_fee')
-         ON CONFLICT ON CONSTRAINT ledger_entries_line_kind_key DO NOTHING",
-    )
-    .bind(order_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Reverses the sale entries of refunded lines of an order, like [`reverse_order`] for those
-/// lines only. Idempotent.
-#[tracing::instrument(skip_all, fields(order.id = %order_id))]
-pub async fn reverse_lines(
+pub async fn reverse_sales(
     conn: &mut PgConnection,
     order_id: Uuid,
-    line_ids: &[Uuid],
+    line_ids: Option<&[Uuid]>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO ledger_entries (id, seller_id, order_id, order_line_id, kind, amount_cents, currency)
@@ -71,7 +52,8 @@ pub async fn reverse_lines(
                 CASE e.kind WHEN 'sale' THEN 'refund' ELSE 'refund_fee_reversal' END,
                 -e.amount_cents, e.currency
          FROM ledger_entries e
-         WHERE e.order_id = $1 AND e.order_line_id = ANY($2) AND e.kind IN ('sale', 'platform_fee')
+         WHERE e.order_id = $1 AND e.kind IN ('sale', 'platform_fee')
+           AND ($2::uuid[] IS NULL OR e.order_line_id = ANY($2))
          ON CONFLICT ON CONSTRAINT ledger_entries_line_kind_key DO NOTHING",
     )
     .bind(order_id)

@@ -43,23 +43,8 @@ pub async fn record_refund(
         .await?;
         return Ok(Vec::new());
     }
-    super::settlement::lock_listings_of(conn, order.id).await?;
-    let restocked: Vec<(Uuid, i32)> = sqlx::query_as(
-        "WITH lines AS (
-             UPDATE order_lines SET status = 'refunded'
-             WHERE order_id = $1 AND status = 'awaiting_shipment'
-             RETURNING listing_id, quantity),
-         units AS (
-             SELECT listing_id, sum(quantity)::int AS quantity FROM lines
-             WHERE listing_id IS NOT NULL GROUP BY listing_id)
-         UPDATE listings l SET quantity = l.quantity + u.quantity
-         FROM units u WHERE l.id = u.listing_id
-         RETURNING l.id, u.quantity",
-    )
-    .bind(order.id)
-    .fetch_all(&mut *conn)
-    .await?;
-    ledger::reverse_order(conn, order.id).await?;
+    let restocked = super::settlement::refund_awaiting_lines(conn, order.id, None).await?;
+    ledger::reverse_sales(conn, order.id, None).await?;
     sqlx::query(
         "WITH earlier AS (
              SELECT coalesce(sum(amount_cents), 0)::bigint AS amount FROM ledger_entries

@@ -16,10 +16,7 @@ use super::{
 };
 
 /// Locks the listings of an order's lines, in id order.
-pub(crate) async fn lock_listings_of(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-) -> Result<(), StoreError> {
+async fn lock_listings_of(conn: &mut PgConnection, order_id: Uuid) -> Result<(), StoreError> {
     sqlx::query(
         "SELECT l.id FROM listings l
          WHERE l.id IN (SELECT listing_id FROM order_lines WHERE order_id = $1)
@@ -99,8 +96,36 @@ pub async fn record_late_refund(
         return Ok(false);
     }
     ledger::credit_sale(conn, order_id, fee_bps).await?;
-    ledger::reverse_order(conn, order_id).await?;
+    ledger::reverse_sales(conn, order_id, None).await?;
     Ok(true)
+}
+
+/// Marks the order's lines that await shipment (`None`: all of them; else those named) as
+/// `refunded` and puts their units back in stock (`quantity += n`, listings locked in id order).
+/// Returns the restocked (listing, units) pairs.
+pub(crate) async fn refund_awaiting_lines(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    line_ids: Option<&[Uuid]>,
+) -> Result<Vec<(Uuid, i32)>, StoreError> {
+    lock_listings_of(conn, order_id).await?;
+    Ok(sqlx::query_as(
+        "WITH lines AS (
+             UPDATE order_lines SET status = 'refunded'
+             WHERE order_id = $1 AND status = 'awaiting_shipment'
+               AND ($2::uuid[] IS NULL OR id = ANY($2))
+             RETURNING listing_id, quantity),
+         units AS (
+             SELECT listing_id, sum(quantity)::int AS quantity FROM lines
+             WHERE listing_id IS NOT NULL GROUP BY listing_id)
+         UPDATE listings l SET quantity = l.quantity + u.quantity
+         FROM units u WHERE l.id = u.listing_id
+         RETURNING l.id, u.quantity",
+    )
+    .bind(order_id)
+    .bind(line_ids)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// One refund of lines of a paid order, as the refund job records it.
@@ -143,24 +168,8 @@ pub async fn refund_lines(
     conn: &mut PgConnection,
     refund: &LineRefund<'_>,
 ) -> Result<RefundedLines, StoreError> {
-    lock_listings_of(conn, refund.order_id).await?;
-    let restocked: Vec<(Uuid, i32)> = sqlx::query_as(
-        "WITH lines AS (
-             UPDATE order_lines SET status = 'refunded'
-             WHERE order_id = $1 AND id = ANY($2) AND status = 'awaiting_shipment'
-             RETURNING listing_id, quantity),
-         units AS (
-             SELECT listing_id, sum(quantity)::int AS quantity FROM lines
-             WHERE listing_id IS NOT NULL GROUP BY listing_id)
-         UPDATE listings l SET quantity = l.quantity + u.quantity
-         FROM units u WHERE l.id = u.listing_id
-         RETURNING l.id, u.quantity",
-    )
-    .bind(refund.order_id)
-    .bind(refund.line_ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    ledger::reverse_lines(conn, refund.order_id, refund.line_ids).await?;
+    let restocked = refund_awaiting_lines(conn, refund.order_id, Some(refund.line_ids)).await?;
+    ledger::reverse_sales(conn, refund.order_id, Some(refund.line_ids)).await?;
     sqlx::query(
         "INSERT INTO order_refunds (id, order_id, stripe_refund_id, job_id, amount_cents, currency,
                                     line_ids, reason)

@@ -12,8 +12,8 @@ use test_support::TestApp;
 use uuid::Uuid;
 
 use super::{
-    Shop, calls, event_id, intent_event, intent_of, ledger_of, make_overdue, order, payment_fake,
-    shop, status_of, stripe_payments_app,
+    Shop, calls, deliver, event_id, intent_event, intent_of, ledger_of, make_overdue, order,
+    payment_fake, shop, status_of, stripe_payments_app,
 };
 use crate::stripe_fake::{header, remember_intent};
 
@@ -124,8 +124,7 @@ async fn a_repeated_mismatching_event_is_refunded_with_the_same_key_and_counted(
             &intent,
             "succeeded",
         );
-        app.post_signed_event(&event).await;
-        app.run_payment_event_jobs().await;
+        deliver(&app, &event).await;
     }
 
     assert_untouched(&app, &shop, &order_id, 2).await;
@@ -162,8 +161,7 @@ async fn an_event_whose_embedded_intent_lacks_the_amount_is_checked_against_stri
         .unwrap()
         .remove("amount");
 
-    app.post_signed_event(&event).await;
-    app.run_payment_event_jobs().await;
+    deliver(&app, &event).await;
 
     let retrieved = calls(&server, "GET", &format!("/v1/payment_intents/{intent}")).await;
     assert_eq!(retrieved.len(), 1, "Stripe was asked");
@@ -249,8 +247,7 @@ async fn a_mismatching_late_payment_is_refunded_without_ledger_entries() {
         "succeeded",
     );
 
-    app.post_signed_event(&event).await;
-    let outcomes = app.run_payment_event_jobs().await;
+    let outcomes = deliver(&app, &event).await;
 
     assert_eq!(
         outcomes,

@@ -10,24 +10,13 @@ use test_support::TestApp;
 use uuid::Uuid;
 
 use super::{
-    Shop, balances, event_id, intent_of, ledger_of, line_statuses, order, pay, payment_fake, shop,
-    status_of, stripe_payments_app,
+    Shop, balances, deliver, event_id, intent_of, ledger_of, line_statuses, order, pay,
+    payment_fake, shop, status_of, stripe_event, stripe_payments_app,
 };
 use crate::{checkout::accepted_job, helpers::count};
 
-/// A signed-shaped event of `event_type` about `object`.
 fn event(event_type: &str, object: Value) -> Value {
-    json!({
-        "id": event_id(),
-        "object": "event",
-        "api_version": "2026-09-30.endive",
-        "created": chrono::Utc::now().timestamp(),
-        "livemode": false,
-        "pending_webhooks": 1,
-        "request": { "id": null, "idempotency_key": null },
-        "type": event_type,
-        "data": { "object": object }
-    })
+    stripe_event(&event_id(), event_type, object)
 }
 
 /// `charge.refunded` for the charge of `intent`, with Stripe's cumulative `amount_refunded`.
@@ -60,14 +49,6 @@ fn dispute(event_type: &str, id: &str, intent: &str, status: &str) -> Value {
             "status": status,
         }),
     )
-}
-
-/// Delivers `event` (signed) and runs the payment event jobs.
-async fn deliver(app: &TestApp, event: &Value) -> Vec<Option<EventOutcome>> {
-    let resp = app.post_signed_event(event).await;
-    assert_eq!(resp.status, poem::http::StatusCode::OK, "{}", resp.body);
-    assert_eq!(resp.body["status"], "stored", "{}", resp.body);
-    app.run_payment_event_jobs().await
 }
 
 fn settled(settlement: Settlement) -> Vec<Option<EventOutcome>> {

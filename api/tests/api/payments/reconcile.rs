@@ -11,7 +11,7 @@ use test_support::TestApp;
 use uuid::Uuid;
 
 use super::{
-    event_id, intent_event, intent_of, order, pay, payment_fake, shop, stripe_payments_app,
+    deliver, event_id, intent_of, order, pay, payment_fake, shop, stripe_event, stripe_payments_app,
 };
 use crate::stripe_fake::remember_intent;
 
@@ -43,13 +43,15 @@ async fn reconciliation_passes_settled_orders_and_catches_planted_drift() {
     assert!(resp.status.is_success(), "{}", resp.body);
     app.run_refund_jobs().await;
     let intent = intent_of(&app, &refunded_outside).await;
-    let mut partial = intent_event(&event_id(), "charge.refunded", &intent, "succeeded");
-    partial["data"]["object"] = serde_json::json!({
-        "id": "ch_partial", "object": "charge", "payment_intent": intent,
-        "amount": 1_000, "amount_refunded": 300, "currency": "usd"
-    });
-    app.post_signed_event(&partial).await;
-    app.run_payment_event_jobs().await;
+    let partial = stripe_event(
+        &event_id(),
+        "charge.refunded",
+        serde_json::json!({
+            "id": "ch_partial", "object": "charge", "payment_intent": intent,
+            "amount": 1_000, "amount_refunded": 300, "currency": "usd"
+        }),
+    );
+    deliver(&app, &partial).await;
 
     let clean = reconcile(&app).await;
     assert_eq!(
