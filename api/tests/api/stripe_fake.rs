@@ -83,7 +83,20 @@ impl Respond for CreateIntent {
             .and_then(|a| a.parse().ok())
             .unwrap_or(0);
         let currency = field(&fields, "currency").unwrap_or("usd");
-        let id = intent_id_for(order_id);
+        // One intent per idempotency key, as Stripe does: the checkout's key gives the order's
+        // usual intent, any other key (a replacement) another one.
+        let key = header(request, "idempotency-key").unwrap_or_default();
+        let id = if key.is_empty() || key == format!("order-{order_id}-pi") {
+            intent_id_for(order_id)
+        } else {
+            let suffix: String = key
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .rev()
+                .take(8)
+                .collect();
+            format!("{}_{suffix}", intent_id_for(order_id))
+        };
         remember_intent(&id, amount, currency, order_id);
         ResponseTemplate::new(200).set_body_json(known_intent_json(&id, "requires_payment_method"))
     }

@@ -150,6 +150,30 @@ pub async fn find_by_payment_intent(
     .await?)
 }
 
+/// Replaces the PaymentIntent of a pending order (`spent` must still be its intent), so a new
+/// payment can be made. `false` when the order moved on meanwhile.
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub async fn replace_intent(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    spent: &str,
+    fresh: &str,
+    client_secret: Option<&str>,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE orders SET payment_intent_id = $3, client_secret = $4
+         WHERE id = $1 AND payment_intent_id = $2 AND status = 'pending_payment'",
+    )
+    .bind(order_id)
+    .bind(spent)
+    .bind(fresh)
+    .bind(client_secret)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
 /// Lines of the given orders, ordered by order then line id. `seller` limits them to one
 /// seller's lines.
 #[tracing::instrument(skip_all)]

@@ -8,8 +8,10 @@
 //!    reports (Stripe retries, expiry, a cancel) refund once;
 //! 3. the refund id is added to the record.
 //!
-//! The order itself is left as it is: a pending order stays pending until it expires or the
-//! buyer cancels it, a closed one stays closed.
+//! The order's state is left as it is: a pending order stays pending until it expires or the
+//! buyer cancels it, and since its intent was spent it gets a fresh one (step 4), so the buyer
+//! can still pay; a closed one stays closed.
+//! 4. For a pending order reported by a webhook, a new PaymentIntent replaces the spent one.
 
 use sqlx::PgPool;
 
@@ -43,6 +45,25 @@ impl Source {
             Self::LateRefund => "late_refund",
         }
     }
+}
+
+/// A new PaymentIntent for a pending order whose intent was spent on a mismatching payment, so
+/// the buyer can still pay until the order expires. The key is derived from the spent intent,
+/// so a retried event creates the same one. `None` in development mode, whose intents are
+/// derived from the order and cannot be replaced (nor can they mismatch).
+async fn fresh_intent(
+    payments: &Payments,
+    order: &OrderRow,
+    spent: &str,
+) -> Result<Option<Intent>, SettleError> {
+    if payments.is_dev() {
+        return Ok(None);
+    }
+    let key = format!("order-{}-pi-after-{spent}", order.id);
+    let intent = payments
+        .create_intent(order.id, order.total_cents, &order.currency, &key)
+        .await?;
+    Ok(Some(intent))
 }
 
 /// The idempotency key of the refund of a mismatching payment: one refund per intent, whoever
@@ -90,7 +111,10 @@ pub async fn refund_mismatch(
         let mut conn = pool.acquire().await?;
         db::mismatches::record(&mut conn, &report).await?;
     }
-    let settled_by_it = matches!(order.status.as_str(), "paid" | "refunded");
+    let settled_by_it = matches!(
+        order.status.as_str(),
+        "paid" | "partially_refunded" | "refunded"
+    );
     let refund_id = if settled_by_it {
         None
     } else {
@@ -103,8 +127,17 @@ pub async fn refund_mismatch(
             Err(e) => return Err(e.into()),
         }
     };
+    let fresh = if source == Source::Webhook && order.status == "pending_payment" {
+        fresh_intent(payments, order, &intent.id).await?
+    } else {
+        None
+    };
     let mut tx = pool.begin().await?;
     db::mismatches::add_refund(&mut tx, &intent.id, refund_id.as_deref()).await?;
+    if let Some(fresh) = &fresh {
+        let secret = fresh.client_secret.as_deref();
+        db::orders::replace_intent(&mut tx, order.id, &intent.id, &fresh.id, secret).await?;
+    }
     if let Some(event_id) = event_id {
         let note = "payment does not match the order; refunded";
         db::webhook_events::mark_processed(&mut tx, event_id, Some(note)).await?;

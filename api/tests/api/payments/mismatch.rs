@@ -10,12 +10,13 @@ use shared::{
 };
 use test_support::TestApp;
 use uuid::Uuid;
+use wiremock::ResponseTemplate;
 
 use super::{
-    Shop, calls, deliver, event_id, intent_event, intent_of, ledger_of, make_overdue, order,
-    payment_fake, shop, status_of, stripe_payments_app,
+    Endpoint, Shop, calls, deliver, event_id, intent_event, intent_of, ledger_of, make_overdue,
+    order, payment_fake, shop, status_of, stripe_payments_app,
 };
-use crate::stripe_fake::{header, remember_intent};
+use crate::stripe_fake::{field, form, header, remember_intent};
 
 /// `(source, fields, refund_id, reports)` of the recorded mismatch of intent `intent`.
 async fn recorded(
@@ -98,16 +99,38 @@ async fn a_signed_success_for_one_eur_never_pays_a_large_usd_order_and_is_refund
     assert!(refund.is_some(), "the refund id is kept");
     assert_eq!(reports, 1);
     assert!(mismatch_count("webhook", "currency") >= before + 1.0);
-    // The order stays payable until it expires: the buyer still sees it pending.
+    // The order stays payable until it expires: the spent intent is replaced by a fresh one
+    // for the right amount, which the buyer can pay.
+    let fresh = intent_of(&app, &order_id).await;
+    assert_ne!(fresh, intent, "a new PaymentIntent");
+    let created = calls(&server, "POST", "/v1/payment_intents").await;
+    let replacement = created.last().expect("a create call");
+    assert_eq!(field(&form(replacement), "amount"), Some("12500000"));
+    assert_eq!(field(&form(replacement), "currency"), Some("usd"));
+    assert_eq!(
+        header(replacement, "idempotency-key"),
+        Some(format!("order-{order_id}-pi-after-{intent}").as_str())
+    );
     let view = app
         .get(&format!("/api/v1/orders/{order_id}"), Some(&shop.buyer))
         .await;
     assert_eq!(view.body["status"], "pending_payment", "{}", view.body);
+    assert_eq!(view.body["payment_intent_id"], fresh);
+    assert!(view.body["client_secret"].is_string(), "{}", view.body);
+    intents.set(&fresh, "succeeded");
+    let paid = intent_event(&event_id(), "payment_intent.succeeded", &fresh, "succeeded");
+    assert_eq!(
+        deliver(&app, &paid).await,
+        [Some(EventOutcome::Settled {
+            settlement: Settlement::Paid
+        })]
+    );
+    assert_eq!(status_of(&app, &order_id).await.0, "paid");
     app.assert_stock_invariant().await;
 }
 
 #[tokio::test]
-async fn a_repeated_mismatching_event_is_refunded_with_the_same_key_and_counted() {
+async fn a_mismatching_event_delivered_twice_and_retried_is_refunded_with_one_key() {
     let (server, intents) = payment_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
@@ -116,7 +139,6 @@ async fn a_repeated_mismatching_event_is_refunded_with_the_same_key_and_counted(
     // The right amount and currency, but made for another order.
     tamper(&intent, &Uuid::now_v7().to_string(), 2_000, "usd");
     intents.set(&intent, "succeeded");
-
     for _ in 0..2 {
         let event = intent_event(
             &event_id(),
@@ -124,20 +146,40 @@ async fn a_repeated_mismatching_event_is_refunded_with_the_same_key_and_counted(
             &intent,
             "succeeded",
         );
-        deliver(&app, &event).await;
+        let resp = app.post_signed_event(&event).await;
+        assert_eq!(resp.body["status"], "stored", "{}", resp.body);
     }
+    intents.fail(Endpoint::Refund, ResponseTemplate::new(503));
 
+    let failing = app.run_payment_event_jobs().await;
+    intents.restore(Endpoint::Refund);
+    let retried = app.run_payment_event_jobs().await;
+
+    assert_eq!(failing, [None, None], "both retried later");
+    assert_eq!(
+        retried[0],
+        Some(EventOutcome::Settled {
+            settlement: Settlement::Mismatched
+        })
+    );
+    assert!(
+        matches!(&retried[1], Some(EventOutcome::Ignored { .. })),
+        "the spent intent belongs to no order any more: {retried:?}"
+    );
     assert_untouched(&app, &shop, &order_id, 2).await;
     let refunds = calls(&server, "POST", "/v1/refunds").await;
-    assert_eq!(refunds.len(), 2);
-    let keys: Vec<_> = refunds
-        .iter()
-        .map(|r| header(r, "idempotency-key"))
-        .collect();
-    assert_eq!(keys[0], keys[1], "Stripe refunds one key once");
-    let (_, fields, _, reports) = recorded(&app, &intent).await.expect("recorded");
+    assert_eq!(refunds.len(), 3, "two failed attempts and one refund");
+    let key = format!("intent-{intent}-mismatch-refund");
+    assert!(
+        refunds
+            .iter()
+            .all(|r| header(r, "idempotency-key") == Some(key.as_str())),
+        "Stripe refunds one key once"
+    );
+    let (_, fields, refund, reports) = recorded(&app, &intent).await.expect("recorded");
     assert_eq!(fields, ["order_ref"]);
-    assert_eq!(reports, 2);
+    assert!(refund.is_some());
+    assert_eq!(reports, 3, "every report is counted");
     app.assert_stock_invariant().await;
 }
 
