@@ -91,8 +91,18 @@ pub async fn receive(
 ) -> Result<Receipt, ReceiveError> {
     verify::verify(secret.expose_secret().as_bytes(), signature, body, now)?;
     let text = std::str::from_utf8(body).map_err(|e| ReceiveError::Payload(e.to_string()))?;
-    let event: StripeEvent =
+    let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| ReceiveError::Payload(e.to_string()))?;
+    // PostgreSQL's jsonb cannot hold U+0000: such an event could never be stored, so it is
+    // refused with a 400 (every retry of it gets the same answer) rather than a 500.
+    if contains_nul(&value) {
+        tracing::warn!("signed webhook event with a NUL character refused");
+        return Err(ReceiveError::Payload(
+            "the event contains a NUL character (U+0000)".to_owned(),
+        ));
+    }
+    let event =
+        StripeEvent::deserialize(&value).map_err(|e| ReceiveError::Payload(e.to_string()))?;
     tracing::Span::current().record("event.id", event.id.as_str());
     let intent_id = event.data.object.intent_id();
     let (true, Some(intent_id)) = (
@@ -115,6 +125,18 @@ pub async fn receive(
     })
 }
 
+/// Whether any key or string in `value` holds U+0000.
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +150,14 @@ mod tests {
         .unwrap();
         assert_eq!(event.data.object.id, "pi_1");
         assert_eq!(event.data.object.intent_id(), Some("pi_1"));
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_the_event_is_found() {
+        let nul = |text: &str| contains_nul(&serde_json::from_str(text).unwrap());
+        assert!(nul(r#"{"a":{"b":["x\u0000y"]}}"#));
+        assert!(nul(r#"{"k\u0000":1}"#));
+        assert!(!nul(r#"{"a":"\\u0000 is only text"}"#));
     }
 
     #[test]

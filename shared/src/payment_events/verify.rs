@@ -53,7 +53,10 @@ pub fn verify(
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - signed_at).abs() > TOLERANCE_SECS {
+    // Checked: a timestamp near i64::MIN or MAX must be stale, not an overflow (a panic in a
+    // debug build, a wrapped "fresh" difference in a release build).
+    let skew = now.checked_sub(signed_at).map(i64::unsigned_abs);
+    if skew.is_none_or(|skew| skew > TOLERANCE_SECS.unsigned_abs()) {
         return Err(SignatureError::Stale);
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
@@ -128,6 +131,23 @@ mod tests {
                 Err(SignatureError::Stale)
             );
         }
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_the_range_are_stale_not_an_overflow() {
+        let body = b"{}";
+        for signed_at in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+            let header = format!("t={signed_at},v1={}", sign(SECRET, signed_at, body));
+            assert_eq!(
+                verify(SECRET, Some(&header), body, NOW),
+                Err(SignatureError::Stale),
+                "{signed_at}"
+            );
+        }
+        assert_eq!(
+            verify(SECRET, Some("t=99999999999999999999,v1=00"), body, NOW),
+            Err(SignatureError::Malformed)
+        );
     }
 
     #[test]

@@ -289,3 +289,40 @@ async fn without_a_webhook_secret_the_endpoint_refuses_every_event() {
     assert_error(&resp, StatusCode::BAD_REQUEST, "webhooks_disabled");
     assert_eq!(stored_events(&app).await, 0);
 }
+
+#[tokio::test]
+async fn hostile_but_signed_or_unsignable_inputs_are_400_on_every_retry_and_store_nothing() {
+    let (server, _) = payment_fake().await;
+    let app = stripe_payments_app(&server).await;
+    let shop = shop(&app, 1_000, 5).await;
+    let order_id = order(&app, &shop, 1).await;
+    let intent = intent_of(&app, &order_id).await;
+    let mut event = intent_event(
+        &event_id(),
+        "payment_intent.succeeded",
+        &intent,
+        "succeeded",
+    );
+    event["data"]["object"]["description"] = json!("nul \u{0} inside");
+    let body = serde_json::to_vec(&event).unwrap();
+    let signed = stripe_signature(TEST_WEBHOOK_SECRET, now(), &body);
+
+    // The same delivery twice, as Stripe retries: the same 400 both times.
+    for _ in 0..2 {
+        let resp = app.post_stripe_webhook(&body, Some(&signed)).await;
+        assert_error(&resp, StatusCode::BAD_REQUEST, "invalid_payload");
+    }
+    // Timestamps at the ends of the range: stale, never an overflow.
+    for t in [i64::MIN, i64::MAX] {
+        let header = stripe_signature(TEST_WEBHOOK_SECRET, t, &body);
+        let resp = app.post_stripe_webhook(&body, Some(&header)).await;
+        assert_error(&resp, StatusCode::BAD_REQUEST, "invalid_signature");
+    }
+    let resp = app
+        .post_stripe_webhook(&body, Some("t=-9223372036854775808,v1=00"))
+        .await;
+    assert_error(&resp, StatusCode::BAD_REQUEST, "invalid_signature");
+
+    assert_eq!(stored_events(&app).await, 0);
+    assert_eq!(status_of(&app, &order_id).await.0, "pending_payment");
+}
