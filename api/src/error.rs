@@ -12,7 +12,7 @@ use shared::{
     auth::AuthError,
     cart::CartError,
     db::StoreError,
-    domain::{ValidationErrors, money::LimitExceeded},
+    domain::{ValidationErrors, cursor::InvalidCursor, money::LimitExceeded},
 };
 
 /// The error envelope.
@@ -222,6 +222,12 @@ impl From<CartError> for ApiError {
             CartError::LimitExceeded(limit) => limit.into(),
             CartError::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<InvalidCursor> for ApiError {
+    fn from(e: InvalidCursor) -> Self {
+        Self::bad_request("invalid_cursor", e.to_string())
     }
 }
 

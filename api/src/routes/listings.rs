@@ -203,10 +203,12 @@ impl ListingsApi {
                 .0
                 .extend(ValidationErrors::single("limit", "must be between 1 and 100").0);
         }
+        // A bad cursor is refused on its own (400), before any other check.
         let cursor = cursor
             .0
             .as_deref()
-            .and_then(|c| errors.check(ListingCursor::decode(c, sort)));
+            .map(|c| ListingCursor::decode(c, sort))
+            .transpose()?;
         let terms =
             q.0.unwrap_or_default()
                 .split_whitespace()

@@ -12,7 +12,7 @@ use shared::{
         self,
         orders::{OrderLineRow, OrderRole, OrderRow},
     },
-    domain::ValidationErrors,
+    domain::{ValidationErrors, cursor::OrderCursor},
     orders::CancelError,
     refunds::{self, RefundRequestError, RefundScope},
     shipments::{self, ShipError, Shipment},
@@ -261,20 +261,19 @@ impl OrdersApi {
         if !(1..=100).contains(&limit) {
             return Err(ValidationErrors::single("limit", "must be between 1 and 100").into());
         }
-        let before = match cursor.0 {
-            Some(c) => Some(
-                c.parse::<Uuid>()
-                    .map_err(|_| ValidationErrors::single("cursor", "is invalid"))?,
-            ),
-            None => None,
-        };
+        let before = cursor
+            .0
+            .as_deref()
+            .map(OrderCursor::decode)
+            .transpose()?
+            .map(|c| c.0);
         let mut conn = self.state.pool.acquire().await?;
         let (orders, more) = db::orders::list(&mut conn, user.id, role, before, limit).await?;
         let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
         let seller_filter = (role == OrderRole::Seller).then_some(user.id);
         let mut lines = db::orders::lines(&mut conn, &ids, seller_filter).await?;
         let next_cursor = more
-            .then(|| orders.last().map(|o| o.id.to_string()))
+            .then(|| orders.last().map(|o| OrderCursor(o.id).encode()))
             .flatten();
         let items = orders
             .into_iter()

@@ -1,12 +1,14 @@
 //! Listings: create, read with visibility rules, keyset-paginated search, update, soft delete.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::{ListingPatch, ListingSort, NewListing, ValidationErrors};
+use crate::domain::{
+    ListingPatch, ListingSort, NewListing,
+    cursor::{self, InvalidCursor},
+};
 
 /// A listing joined with its seller's username.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -108,30 +110,26 @@ impl ListingCursor {
 impl ListingCursor {
     /// An opaque, URL-safe token for clients.
     pub fn encode(&self) -> String {
-        let raw = match self {
+        cursor::encode(&match self {
             Self::CreatedAt(ts, id) => format!("c:{}:{id}", ts.timestamp_micros()),
             Self::Price(p, id) => format!("p:{p}:{id}"),
-        };
-        URL_SAFE_NO_PAD.encode(raw)
+        })
     }
 
-    /// Parses a token from [`encode`](Self::encode); it must belong to `sort`.
-    pub fn decode(token: &str, sort: ListingSort) -> Result<Self, ValidationErrors> {
-        let invalid =
-            || ValidationErrors::single("cursor", "is invalid or belongs to another sort order");
-        let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-        let raw = String::from_utf8(raw).map_err(|_| invalid())?;
-        let mut parts = raw.splitn(3, ':');
-        let (kind, key, id) = (parts.next(), parts.next(), parts.next());
-        let id: Uuid = id.and_then(|i| i.parse().ok()).ok_or_else(invalid)?;
-        let key: i64 = key.and_then(|k| k.parse().ok()).ok_or_else(invalid)?;
+    /// Parses a token from [`encode`](Self::encode); it must belong to `sort`, and its key
+    /// must be a value the column can hold (a creation time between 1970 and 9999, a positive
+    /// price), so a forged one never reaches the database.
+    pub fn decode(token: &str, sort: ListingSort) -> Result<Self, InvalidCursor> {
+        let (tag, key, id) = cursor::decode(token)?;
+        let key: i64 = key.parse().map_err(|_| InvalidCursor)?;
         let by_price = matches!(sort, ListingSort::Price | ListingSort::PriceDesc);
-        match (kind, by_price) {
-            (Some("c"), false) => DateTime::from_timestamp_micros(key)
+        match (tag.as_str(), by_price) {
+            ("c", false) => DateTime::from_timestamp_micros(key)
+                .filter(|ts| (1970..=9999).contains(&ts.year()))
                 .map(|ts| Self::CreatedAt(ts, id))
-                .ok_or_else(invalid),
-            (Some("p"), true) => Ok(Self::Price(key, id)),
-            _ => Err(invalid()),
+                .ok_or(InvalidCursor),
+            ("p", true) if key >= 1 => Ok(Self::Price(key, id)),
+            _ => Err(InvalidCursor),
         }
     }
 }
@@ -288,6 +286,31 @@ mod tests {
             p
         );
         assert!(ListingCursor::decode("not base64!", ListingSort::Price).is_err());
+    }
+
+    #[test]
+    fn forged_cursor_keys_outside_the_columns_range_are_refused() {
+        let id = Uuid::now_v7();
+        for (raw, sort) in [
+            (
+                format!("c:-300000000000000000:{id}"),
+                ListingSort::CreatedAt,
+            ),
+            (format!("c:{}:{id}", i64::MAX), ListingSort::CreatedAtDesc),
+            (format!("p:-5:{id}"), ListingSort::Price),
+            (format!("p:99999999999999999999:{id}"), ListingSort::Price),
+            (
+                format!("c:1764000000000000:{}", &id.to_string()[..30]),
+                ListingSort::CreatedAt,
+            ),
+        ] {
+            let token = cursor::encode(&raw);
+            assert_eq!(
+                ListingCursor::decode(&token, sort),
+                Err(InvalidCursor),
+                "{raw}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Validated domain types and the pure rules that apply to them.
 
 mod address;
+pub mod cursor;
 mod listing;
 pub mod money;
 mod user;
