@@ -139,6 +139,8 @@ fn contains_nul(value: &serde_json::Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -176,5 +178,30 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(customer.data.object.intent_id(), None);
+    }
+
+    proptest! {
+        /// The event decoder takes any JSON document without panicking: it is an event we
+        /// read, or an error.
+        #[test]
+        fn any_json_decodes_or_is_refused(text in r#"\{("[a-z_]{1,8}":("[^"]{0,12}"|[0-9]{1,4}|\{\}|null),?){0,6}\}"#) {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
+                let _ = contains_nul(&value);
+                if let Ok(event) = StripeEvent::deserialize(&value) {
+                    let _ = event.data.object.intent_id();
+                }
+            }
+        }
+
+        /// Deeply nested or NUL-laden values are walked without a stack or logic failure.
+        #[test]
+        fn nul_is_found_at_any_depth(depth in 0usize..64, nul in any::<bool>()) {
+            let leaf = if nul { "a\0b" } else { "ab" };
+            let mut value = serde_json::json!(leaf);
+            for i in 0..depth {
+                value = if i % 2 == 0 { serde_json::json!([value]) } else { serde_json::json!({ "k": value }) };
+            }
+            prop_assert_eq!(contains_nul(&value), nul);
+        }
     }
 }

@@ -76,6 +76,8 @@ pub fn verify(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const SECRET: &[u8] = b"whsec_unit_test_secret";
@@ -162,6 +164,35 @@ mod tests {
                 Err(SignatureError::Malformed),
                 "{header:?}"
             );
+        }
+    }
+
+    proptest! {
+        /// Any header and body, however hostile: an answer, never a panic, and never `Ok`
+        /// without the secret's signature.
+        #[test]
+        fn any_header_is_refused_or_verified_without_panicking(
+            header in ".{0,300}",
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+            now in any::<i64>(),
+        ) {
+            prop_assert!(verify(SECRET, Some(&header), &body, now).is_err());
+        }
+
+        /// Headers shaped like Stripe's, with any numbers in them.
+        #[test]
+        fn stripe_shaped_headers_with_any_timestamp_never_panic(
+            t in any::<i64>(),
+            now in any::<i64>(),
+            sig in "[0-9a-f]{0,70}",
+        ) {
+            let body: &[u8] = b"[]";
+            let header = format!("t={t},v1={sig},v0=00");
+            prop_assert!(verify(SECRET, Some(&header), body, now).is_err());
+            let signed = format!("t={t},v1={}", sign(SECRET, t, body));
+            let verdict = verify(SECRET, Some(&signed), body, now);
+            let fresh = now.checked_sub(t).is_some_and(|d| d.unsigned_abs() <= 300);
+            prop_assert_eq!(verdict.is_ok(), fresh);
         }
     }
 }
