@@ -392,6 +392,55 @@ async fn logout_revokes_the_session_so_its_refresh_token_stops_working() {
 }
 
 #[tokio::test]
+async fn logout_ends_the_session_its_access_tokens_included_but_not_other_sessions() {
+    // Arrange: two sessions of one user (two devices), the first refreshed once.
+    let app = TestApp::spawn().await;
+    let (_, first_access, first_refresh) = session(&app, "alice").await;
+    let (second_access, _) = login_tokens(&app, "alice").await;
+    let rotated = refresh(&app, &first_refresh).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let (rotated_access, rotated_refresh) = tokens_of(&rotated);
+    assert_eq!(me_with(&app, &first_access).await.status, StatusCode::OK);
+
+    // Act
+    let resp = app
+        .post(
+            "/api/v1/auth/logout",
+            None,
+            json!({ "refresh_token": rotated_refresh }),
+        )
+        .await;
+
+    // Assert: every access token of the session stops working at once, the other device's
+    // session goes on.
+    assert_eq!(resp.status, StatusCode::NO_CONTENT, "{}", resp.body);
+    for token in [&first_access, &rotated_access] {
+        assert_error(
+            &me_with(&app, token).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
+    }
+    assert_eq!(me_with(&app, &second_access).await.status, StatusCode::OK);
+    // A token claiming another session of the same user is refused too.
+    let base = session_claims(&app, &second_access);
+    let forged = app
+        .state
+        .auth
+        .keys()
+        .sign(&AccessClaims {
+            fam: Uuid::now_v7(),
+            ..base
+        })
+        .unwrap();
+    assert_error(
+        &me_with(&app, &forged).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+}
+
+#[tokio::test]
 async fn logout_is_idempotent_and_ignores_unknown_tokens() {
     // Arrange
     let app = TestApp::spawn().await;
@@ -424,16 +473,20 @@ async fn logout_is_idempotent_and_ignores_unknown_tokens() {
 
 // Access tokens ---------------------------------------------------------------------------------
 
-/// Claims like the ones the server issues for `user_id`, valid for ten minutes.
-fn claims(user_id: &str) -> AccessClaims {
+/// Claims like the ones the server issued in `access_token`'s session, valid for ten minutes.
+fn session_claims(app: &TestApp, access_token: &str) -> AccessClaims {
     let now = chrono::Utc::now().timestamp();
+    let issued = app
+        .state
+        .auth
+        .keys()
+        .verify_access(access_token)
+        .expect("a valid access token");
     AccessClaims {
-        sub: user_id.parse().unwrap(),
         exp: now + 600,
         iat: now,
         jti: Uuid::new_v4(),
-        ver: 0,
-        typ: "access".to_owned(),
+        ..issued
     }
 }
 
@@ -449,8 +502,9 @@ async fn me_with(app: &TestApp, token: &str) -> test_support::TestResponse {
 async fn a_token_signed_by_the_server_key_with_correct_claims_is_accepted() {
     // Arrange: the control for the rejections below, so they fail for the reason they name.
     let app = TestApp::spawn().await;
-    let (id, _, _) = session(&app, "alice").await;
-    let token = app.state.auth.keys().sign(&claims(&id)).unwrap();
+    let (id, access, _) = session(&app, "alice").await;
+    let base = session_claims(&app, &access);
+    let token = app.state.auth.keys().sign(&base.clone()).unwrap();
 
     // Act
     let resp = me_with(&app, &token).await;
@@ -464,12 +518,13 @@ async fn a_token_signed_by_the_server_key_with_correct_claims_is_accepted() {
 async fn an_expired_access_token_is_401() {
     // Arrange
     let app = TestApp::spawn().await;
-    let (id, _, _) = session(&app, "alice").await;
+    let (_, access, _) = session(&app, "alice").await;
+    let base = session_claims(&app, &access);
     let now = chrono::Utc::now().timestamp();
     let expired = AccessClaims {
         iat: now - 1200,
         exp: now - 600,
-        ..claims(&id)
+        ..base.clone()
     };
     let token = app.state.auth.keys().sign(&expired).unwrap();
 
@@ -513,9 +568,10 @@ async fn an_access_token_with_a_tampered_payload_or_signature_is_401() {
 async fn an_unsigned_alg_none_token_is_401() {
     // Arrange
     let app = TestApp::spawn().await;
-    let (id, _, _) = session(&app, "alice").await;
+    let (_, access, _) = session(&app, "alice").await;
+    let base = session_claims(&app, &access);
     let header = b64_json(&json!({ "alg": "none", "typ": "JWT" }));
-    let payload = b64_json(&serde_json::to_value(claims(&id)).unwrap());
+    let payload = b64_json(&serde_json::to_value(base.clone()).unwrap());
 
     // Act
     let without_signature = me_with(&app, &format!("{header}.{payload}.")).await;
@@ -530,14 +586,15 @@ async fn an_unsigned_alg_none_token_is_401() {
 async fn a_token_signed_with_another_secret_or_algorithm_is_401() {
     // Arrange
     let app = TestApp::spawn().await;
-    let (id, _, _) = session(&app, "alice").await;
+    let (_, access, _) = session(&app, "alice").await;
+    let base = session_claims(&app, &access);
     let other_key = EncodingKey::from_secret(b"some-other-secret-that-is-long-enough");
     let other_secret =
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(&id), &other_key).unwrap();
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &base.clone(), &other_key).unwrap();
     let server_secret = app.settings.auth.jwt_secret.expose_secret().as_bytes();
     let other_alg = jsonwebtoken::encode(
         &Header::new(Algorithm::HS512),
-        &claims(&id),
+        &base.clone(),
         &EncodingKey::from_secret(server_secret),
     )
     .unwrap();
@@ -555,15 +612,16 @@ async fn a_token_signed_with_another_secret_or_algorithm_is_401() {
 async fn a_validly_signed_token_that_is_not_an_access_token_is_401() {
     // Arrange
     let app = TestApp::spawn().await;
-    let (id, _, _) = session(&app, "alice").await;
+    let (_, access, _) = session(&app, "alice").await;
+    let base = session_claims(&app, &access);
     let keys = app.state.auth.keys();
     let refresh_typed = keys
         .sign(&AccessClaims {
             typ: "refresh".to_owned(),
-            ..claims(&id)
+            ..base.clone()
         })
         .unwrap();
-    let mut untyped = serde_json::to_value(claims(&id)).unwrap();
+    let mut untyped = serde_json::to_value(base.clone()).unwrap();
     untyped.as_object_mut().unwrap().remove("typ");
     let untyped = keys.sign(&untyped).unwrap();
 
@@ -580,13 +638,19 @@ async fn a_validly_signed_token_that_is_not_an_access_token_is_401() {
 async fn a_token_for_an_unknown_user_or_an_old_token_version_is_401() {
     // Arrange
     let app = TestApp::spawn().await;
-    let (id, _, _) = session(&app, "alice").await;
+    let (_, access, _) = session(&app, "alice").await;
+    let base = session_claims(&app, &access);
     let keys = app.state.auth.keys();
-    let stranger = keys.sign(&claims(&Uuid::now_v7().to_string())).unwrap();
+    let stranger = keys
+        .sign(&AccessClaims {
+            sub: Uuid::now_v7(),
+            ..base.clone()
+        })
+        .unwrap();
     let future_version = keys
         .sign(&AccessClaims {
             ver: 1,
-            ..claims(&id)
+            ..base.clone()
         })
         .unwrap();
 

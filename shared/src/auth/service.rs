@@ -204,7 +204,7 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Resolves an access token to its active user.
+    /// Resolves an access token to its active user, whose session is still open.
     #[tracing::instrument(skip_all)]
     pub async fn authenticate(&self, access_token: &str) -> Result<UserRow, AuthError> {
         let claims = self
@@ -212,7 +212,7 @@ impl Authenticator {
             .verify_access(access_token)
             .ok_or(AuthError::InvalidToken)?;
         let mut conn = self.pool.acquire().await?;
-        match db::users::find_active(&mut conn, claims.sub).await? {
+        match db::users::find_active_in_session(&mut conn, claims.sub, claims.fam).await? {
             Some(user) if user.token_version == claims.ver => Ok(user),
             _ => Err(AuthError::InvalidToken),
         }
@@ -254,9 +254,12 @@ impl Authenticator {
         user: &UserRow,
         family: Uuid,
     ) -> Result<TokenPair, AuthError> {
-        let access_token =
-            self.keys
-                .issue_access(user.id, user.token_version, self.settings.access_token_ttl)?;
+        let access_token = self.keys.issue_access(
+            user.id,
+            user.token_version,
+            family,
+            self.settings.access_token_ttl,
+        )?;
         let (refresh_token, hash) = new_refresh_token();
         let expires_at = Utc::now() + self.settings.refresh_token_ttl;
         db::tokens::insert_token(conn, family, &hash, expires_at).await?;

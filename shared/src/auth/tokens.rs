@@ -23,6 +23,10 @@ pub struct AccessClaims {
     pub jti: Uuid,
     /// The user's token version when issued; a bump (password change, deletion) voids the token.
     pub ver: i32,
+    /// The session (refresh-token family) it was issued in: logging out revokes the family and
+    /// with it every access token of the session. Required: a token from before sessions were
+    /// carried is refused, and its client refreshes, which its refresh token still allows.
+    pub fam: Uuid,
     /// Always `access`: nothing else is accepted where an access token is expected.
     pub typ: String,
 }
@@ -63,6 +67,7 @@ impl JwtKeys {
         &self,
         user_id: Uuid,
         version: i32,
+        family: Uuid,
         ttl: Duration,
     ) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
@@ -72,6 +77,7 @@ impl JwtKeys {
             exp: now + ttl.as_secs() as i64,
             jti: Uuid::new_v4(),
             ver: version,
+            fam: family,
             typ: ACCESS.to_owned(),
         };
         Ok(jsonwebtoken::encode(
@@ -124,7 +130,9 @@ mod tests {
     fn access_tokens_round_trip_and_reject_other_keys() {
         let k = keys("a-secret-that-is-long-enough-for-hs256");
         let id = Uuid::now_v7();
-        let token = k.issue_access(id, 3, Duration::from_secs(60)).unwrap();
+        let token = k
+            .issue_access(id, 3, Uuid::from_u128(5), Duration::from_secs(60))
+            .unwrap();
         let claims = k.verify_access(&token).unwrap();
         assert_eq!((claims.sub, claims.ver), (id, 3));
         assert!(

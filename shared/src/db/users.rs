@@ -64,6 +64,26 @@ pub async fn find_active(conn: &mut PgConnection, id: Uuid) -> Result<Option<Use
     .await?)
 }
 
+/// An active user by id whose session (refresh-token family `family_id`) is not revoked, in
+/// one round trip: a logged-out session's access tokens stop working at once.
+#[tracing::instrument(skip_all, fields(user.id = %id))]
+pub async fn find_active_in_session(
+    conn: &mut PgConnection,
+    id: Uuid,
+    family_id: Uuid,
+) -> Result<Option<UserRow>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users u
+         WHERE id = $1 AND deleted_at IS NULL
+           AND EXISTS (SELECT 1 FROM refresh_token_families f
+                       WHERE f.id = $2 AND f.user_id = u.id AND f.revoked_at IS NULL)"
+    )))
+    .bind(id)
+    .bind(family_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// An active user by username or email, case-insensitively (login accepts either).
 ///
 /// Usernames may contain `@`, so one account's username can equal another's email. The email
