@@ -70,6 +70,18 @@ impl AppState {
         Ok(self.auth.authenticate(token).await?)
     }
 
+    /// The client's address for the per-address limits: the socket peer, or what a trusted
+    /// proxy (`TRUSTED_PROXIES`) says in `X-Forwarded-For`.
+    pub fn client_ip(&self, req: &Request) -> Option<String> {
+        let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        let forwarded = req.header("x-forwarded-for");
+        self.settings
+            .auth
+            .trusted_proxies
+            .client_ip(peer, forwarded)
+            .map(|ip| ip.to_string())
+    }
+
     /// The signed-in user if the request carries a valid bearer token; anonymous otherwise.
     /// An invalid token is still a 401: a client that sends credentials expects them to count.
     pub async fn optional_user(&self, req: &Request) -> Result<Option<UserRow>, ApiError> {

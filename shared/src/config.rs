@@ -7,7 +7,10 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use secrecy::SecretString;
 
-use crate::domain::money::{self, MoneyLimits};
+use crate::{
+    auth::TrustedProxies,
+    domain::money::{self, MoneyLimits},
+};
 
 mod ops;
 
@@ -166,12 +169,31 @@ pub struct AuthSettings {
     pub access_token_ttl: Duration,
     /// `REFRESH_TOKEN_TTL_SECS` (86400).
     pub refresh_token_ttl: Duration,
-    /// `LOGIN_MAX_FAILURES_PER_ACCOUNT` (5): failures in the window before an account is throttled.
+    /// `LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_IP` (5): failed logins for one account from one
+    /// address in the window before that address is refused for that account (0 = off).
+    pub login_max_failures_per_account_and_ip: u32,
+    /// `LOGIN_MAX_FAILURES_PER_ACCOUNT` (50): failed logins for one account from all addresses;
+    /// past it only addresses that have not failed for the account may still try, so a
+    /// distributed guesser gets one guess per address and the owner is not locked out (0 = off).
     pub login_max_failures_per_account: u32,
-    /// `LOGIN_MAX_FAILURES_PER_IP` (20): failures in the window before an IP is throttled.
+    /// `LOGIN_MAX_FAILURES_PER_IP` (20): failed logins from one address, for any accounts, before
+    /// the address is refused (0 = off).
     pub login_max_failures_per_ip: u32,
     /// `LOGIN_FAILURE_WINDOW_SECS` (900): how long failures are remembered.
     pub login_failure_window: Duration,
+    /// `REGISTER_MAX_PER_IP` (20): sign-ups from one address per `ADDRESS_LIMIT_WINDOW_SECS`
+    /// (0 = off).
+    pub register_max_per_ip: u32,
+    /// `REFRESH_MAX_PER_IP` (300): token refreshes from one address per window (0 = off).
+    pub refresh_max_per_ip: u32,
+    /// `PASSWORD_CHANGE_MAX_PER_IP` (10): password changes from one address per window
+    /// (0 = off).
+    pub password_change_max_per_ip: u32,
+    /// `ADDRESS_LIMIT_WINDOW_SECS` (900): the window of the three limits above.
+    pub address_limit_window: Duration,
+    /// `TRUSTED_PROXIES` (none): addresses and CIDR ranges of the proxies whose
+    /// `X-Forwarded-For` names the client; everyone else is known by their socket address.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Settings read by worker processes.
@@ -258,9 +280,22 @@ impl Settings {
                 jwt_secret: SecretString::from(jwt_secret),
                 access_token_ttl: env.secs("ACCESS_TOKEN_TTL_SECS", 600)?,
                 refresh_token_ttl: env.secs("REFRESH_TOKEN_TTL_SECS", 86_400)?,
-                login_max_failures_per_account: env.parse("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)?,
+                login_max_failures_per_account_and_ip: env
+                    .parse("LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_IP", 5)?,
+                login_max_failures_per_account: env.parse("LOGIN_MAX_FAILURES_PER_ACCOUNT", 50)?,
                 login_max_failures_per_ip: env.parse("LOGIN_MAX_FAILURES_PER_IP", 20)?,
                 login_failure_window: env.secs("LOGIN_FAILURE_WINDOW_SECS", 900)?,
+                register_max_per_ip: env.parse("REGISTER_MAX_PER_IP", 20)?,
+                refresh_max_per_ip: env.parse("REFRESH_MAX_PER_IP", 300)?,
+                password_change_max_per_ip: env.parse("PASSWORD_CHANGE_MAX_PER_IP", 10)?,
+                address_limit_window: env.secs("ADDRESS_LIMIT_WINDOW_SECS", 900)?,
+                trusted_proxies: TrustedProxies::parse(&env.string("TRUSTED_PROXIES", ""))
+                    .map_err(|entry| {
+                        env.invalid(
+                            "TRUSTED_PROXIES",
+                            format!("{entry:?} is not an IP address or CIDR range"),
+                        )
+                    })?,
             },
             order_ttl: env.secs("ORDER_TTL_SECS", 900)?,
             platform_fee_bps: match env.parse("PLATFORM_FEE_BPS", 1000)? {

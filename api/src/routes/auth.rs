@@ -1,8 +1,11 @@
 //! Registration and tokens.
 
-use poem::web::RemoteAddr;
+use poem::Request;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
-use shared::{auth::TokenPair, domain::NewUser};
+use shared::{
+    auth::{LimitedAction, TokenPair},
+    domain::NewUser,
+};
 
 use super::{Tag, users::PrivateUser};
 use crate::{AppState, error::ApiError};
@@ -78,24 +81,33 @@ enum NoContent {
 
 #[OpenApi(prefix_path = "/api/v1/auth", tag = "Tag::Auth")]
 impl AuthApi {
-    /// Create an account.
+    /// Create an account. Sign-ups per address are limited (`REGISTER_MAX_PER_IP`): 429 with
+    /// `Retry-After`.
     #[oai(path = "/register", method = "post", operation_id = "register_user")]
-    async fn register(&self, body: Json<RegisterRequest>) -> Result<Registered, ApiError> {
+    async fn register(
+        &self,
+        body: Json<RegisterRequest>,
+        req: &Request,
+    ) -> Result<Registered, ApiError> {
         let user = NewUser::parse(&body.username, &body.email, &body.password)?;
-        let row = self.state.auth.register(user).await?;
+        let ip = self.state.client_ip(req);
+        let auth = &self.state.auth;
+        auth.limit(LimitedAction::Register, ip.as_deref()).await?;
+        let row = auth.register(user).await?;
         Ok(Registered::Created(Json(row.into())))
     }
 
     /// Log in with username (or email) and password; starts a new refresh-token family.
     ///
-    /// Repeated failures for an account or an IP are answered with 429 and `Retry-After`.
+    /// Repeated failures for an account from one address, from one address for any accounts,
+    /// or for one account from many addresses are answered with 429 and `Retry-After`.
     #[oai(path = "/token", method = "post", operation_id = "create_token")]
     async fn token(
         &self,
         body: Json<TokenRequest>,
-        remote: &RemoteAddr,
+        req: &Request,
     ) -> Result<Json<TokenResponse>, ApiError> {
-        let ip = remote.as_socket_addr().map(|a| a.ip().to_string());
+        let ip = self.state.client_ip(req);
         let pair = self
             .state
             .auth
@@ -105,11 +117,17 @@ impl AuthApi {
     }
 
     /// Exchange a refresh token for a new pair. Reusing a rotated token revokes its whole family.
+    /// Refreshes per address are limited (`REFRESH_MAX_PER_IP`): 429 with `Retry-After`.
     #[oai(path = "/refresh", method = "post", operation_id = "refresh_token")]
-    async fn refresh(&self, body: Json<RefreshRequest>) -> Result<Json<TokenResponse>, ApiError> {
-        Ok(Json(
-            self.state.auth.refresh(&body.refresh_token).await?.into(),
-        ))
+    async fn refresh(
+        &self,
+        body: Json<RefreshRequest>,
+        req: &Request,
+    ) -> Result<Json<TokenResponse>, ApiError> {
+        let ip = self.state.client_ip(req);
+        let auth = &self.state.auth;
+        auth.limit(LimitedAction::Refresh, ip.as_deref()).await?;
+        Ok(Json(auth.refresh(&body.refresh_token).await?.into()))
     }
 
     /// Revoke the session (refresh-token family) this token belongs to.

@@ -133,6 +133,7 @@ impl UsersApi {
     }
 
     /// Change the password; every session (refresh-token family and access token) is revoked.
+    /// Changes per address are limited (`PASSWORD_CHANGE_MAX_PER_IP`): 429 with `Retry-After`.
     #[oai(
         path = "/me/password",
         method = "post",
@@ -142,10 +143,15 @@ impl UsersApi {
         &self,
         auth: BearerAuth,
         body: Json<ChangePassword>,
+        req: &poem::Request,
     ) -> Result<NoContent, ApiError> {
         let user = self.state.user(auth.token()).await?;
-        self.state
-            .auth
+        let ip = self.state.client_ip(req);
+        let accounts = &self.state.auth;
+        accounts
+            .limit(shared::auth::LimitedAction::PasswordChange, ip.as_deref())
+            .await?;
+        accounts
             .change_password(&user, &body.current_password, &body.new_password)
             .await?;
         Ok(NoContent::Done)

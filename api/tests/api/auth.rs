@@ -681,7 +681,7 @@ async fn a_refresh_token_is_not_accepted_as_an_access_token() {
 #[tokio::test]
 async fn after_too_many_failures_even_the_right_password_is_throttled_with_retry_after() {
     // Arrange
-    let app = TestApp::spawn_with(|s| s.auth.login_max_failures_per_account = 3).await;
+    let app = TestApp::spawn_with(|s| s.auth.login_max_failures_per_account_and_ip = 3).await;
     app.register("alice").await;
     for _ in 0..3 {
         let resp = app.login("alice", "wrong password").await;
@@ -715,7 +715,7 @@ async fn after_too_many_failures_even_the_right_password_is_throttled_with_retry
 #[tokio::test]
 async fn throttling_one_account_leaves_other_accounts_alone() {
     // Arrange
-    let app = TestApp::spawn_with(|s| s.auth.login_max_failures_per_account = 3).await;
+    let app = TestApp::spawn_with(|s| s.auth.login_max_failures_per_account_and_ip = 3).await;
     app.register("alice").await;
     app.register("bob").await;
     for _ in 0..3 {
@@ -737,7 +737,7 @@ async fn throttling_one_account_leaves_other_accounts_alone() {
 #[tokio::test]
 async fn failures_count_per_account_whether_it_is_named_by_username_or_email() {
     // Arrange
-    let app = TestApp::spawn_with(|s| s.auth.login_max_failures_per_account = 3).await;
+    let app = TestApp::spawn_with(|s| s.auth.login_max_failures_per_account_and_ip = 3).await;
     app.register("alice").await;
     app.login("alice", "wrong password").await;
     app.login("ALICE", "wrong password").await;
@@ -763,7 +763,7 @@ async fn failures_count_per_account_whether_it_is_named_by_username_or_email() {
 #[tokio::test]
 async fn a_successful_login_clears_the_failure_count() {
     // Arrange
-    let app = TestApp::spawn_with(|s| s.auth.login_max_failures_per_account = 3).await;
+    let app = TestApp::spawn_with(|s| s.auth.login_max_failures_per_account_and_ip = 3).await;
     app.register("alice").await;
     for _ in 0..2 {
         app.login("alice", "wrong password").await;

@@ -1,5 +1,6 @@
 //! Integration tests of the HTTP API against real Postgres and Redis.
 
+mod abuse;
 mod addresses;
 mod auth;
 mod cart;

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
-    LoginThrottle, hash_password,
+    LimitedAction, LoginThrottle, hash_password,
     tokens::{JwtKeys, hash_refresh_token, new_refresh_token},
     verify_password,
 };
@@ -109,6 +109,14 @@ impl Authenticator {
         &self.keys
     }
 
+    /// Counts `action` from address `ip` against its limit; `Throttled` when it is over.
+    pub async fn limit(&self, action: LimitedAction, ip: Option<&str>) -> Result<(), AuthError> {
+        match self.throttle.hit(action, ip).await? {
+            Some(retry_after_secs) => Err(AuthError::Throttled { retry_after_secs }),
+            None => Ok(()),
+        }
+    }
+
     /// Creates an account.
     #[tracing::instrument(skip_all)]
     pub async fn register(&self, user: NewUser) -> Result<UserRow, AuthError> {
@@ -140,7 +148,9 @@ impl Authenticator {
             || format!("name:{}", login.to_lowercase()),
             |u| format!("id:{}", u.id),
         );
-        if let Some(retry_after_secs) = self.throttle.retry_after(&account, ip).await? {
+        // Counted before the (slow) check, atomically: parallel guesses cannot all get in
+        // before the first failure is recorded.
+        if let Some(retry_after_secs) = self.throttle.admit_login(&account, ip).await? {
             return Err(AuthError::Throttled { retry_after_secs });
         }
         let phc = user
@@ -150,12 +160,13 @@ impl Authenticator {
         let matches = verify_password(password.to_owned(), phc).await?;
         let user = match user {
             Some(user) if matches => user,
+            // The account's counters took the attempt already; the address's takes the failure.
             _ => {
                 self.throttle.record_failure(&account, ip).await?;
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        self.throttle.record_success(&account).await?;
+        self.throttle.record_success(&account, ip).await?;
         let mut tx = self.pool.begin().await?;
         let family = db::tokens::create_family(&mut tx, user.id).await?;
         let pair = self.issue(&mut tx, &user, family).await?;

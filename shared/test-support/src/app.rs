@@ -1,7 +1,15 @@
 //! The real application, in-process, over a private database and Redis namespace.
 
+use std::net::SocketAddr;
+
 use api::AppState;
-use poem::{endpoint::BoxEndpoint, http::StatusCode, test::TestClient};
+use poem::{
+    Addr, Endpoint, EndpointExt, Request, RequestParts,
+    endpoint::BoxEndpoint,
+    http::{self, StatusCode},
+    test::TestClient,
+    web::{LocalAddr, RemoteAddr},
+};
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use shared::{
@@ -29,6 +37,44 @@ impl TestResponse {
         self.body["error"]["code"]
             .as_str()
             .unwrap_or("<no error code>")
+    }
+}
+
+/// The request header that tells [`TestPeer`] which socket address a request comes from.
+pub const PEER_HEADER: &str = "x-test-peer";
+
+/// In-process requests have no socket peer; this endpoint gives a request the peer named in its
+/// [`PEER_HEADER`] (and removes the header), so tests can play clients on several addresses, or
+/// a proxy.
+struct TestPeer<E>(E);
+
+impl<E: Endpoint> Endpoint for TestPeer<E> {
+    type Output = E::Output;
+
+    async fn call(&self, req: Request) -> poem::Result<Self::Output> {
+        let Some(peer) = req
+            .header(PEER_HEADER)
+            .and_then(|v| v.parse::<SocketAddr>().ok())
+        else {
+            return self.0.call(req).await;
+        };
+        let (parts, body) = req.into_parts();
+        let mut rebuilt = http::Request::builder()
+            .method(parts.method)
+            .uri(parts.uri)
+            .version(parts.version)
+            .body(())
+            .expect("a request that was already valid");
+        *rebuilt.headers_mut() = parts.headers;
+        rebuilt.headers_mut().remove(PEER_HEADER);
+        let (head, ()) = rebuilt.into_parts();
+        let parts = RequestParts::from((
+            head,
+            LocalAddr(Addr::default()),
+            RemoteAddr(Addr::SocketAddr(peer)),
+            http::uri::Scheme::HTTP,
+        ));
+        self.0.call(Request::from_parts(parts, body)).await
     }
 }
 
@@ -60,6 +106,11 @@ impl TestApp {
         settings.database_url = db.url.clone();
         settings.redis_url = redis_url();
         settings.redis_prefix = prefix;
+        // Every in-process request comes from the same (unknown) address, and tests sign up
+        // and refresh freely; the per-address limits have their own tests, which turn them on.
+        settings.auth.register_max_per_ip = 0;
+        settings.auth.refresh_max_per_ip = 0;
+        settings.auth.password_change_max_per_ip = 0;
         adjust(&mut settings);
         let redis = shared::kv::connect_redis(&settings.redis_url)
             .await
@@ -67,7 +118,7 @@ impl TestApp {
         let payments =
             shared::payments::Payments::from_settings(&settings.stripe).expect("payment settings");
         let state = AppState::new(db.pool.clone(), redis.clone(), settings.clone(), payments);
-        let client = TestClient::new(api::app(state.clone()));
+        let client = TestClient::new(TestPeer(api::app(state.clone())).boxed());
         Self {
             client,
             settings,
@@ -245,6 +296,27 @@ impl TestApp {
         let mut req = self.client.request(method, path);
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            req = req.body_json(&body);
+        }
+        Self::collect(req.send().await).await
+    }
+
+    /// Sends a JSON request as if from socket address `peer` (e.g. `"198.51.100.7:4000"`), with
+    /// extra headers.
+    pub async fn request_from(
+        &self,
+        peer: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> TestResponse {
+        let method: poem::http::Method = method.parse().expect("valid method");
+        let mut req = self.client.request(method, path).header(PEER_HEADER, peer);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         if let Some(body) = body {
             req = req.body_json(&body);
