@@ -315,3 +315,34 @@ async fn a_buyer_holds_at_most_the_configured_number_of_unpaid_orders() {
     accepted_job(&app.checkout(&buyer, &address, "order-4").await);
     app.assert_stock_invariant().await;
 }
+
+#[tokio::test]
+async fn the_database_refuses_money_past_the_maximum_charge_whatever_the_code_does() {
+    let app = TestApp::spawn().await;
+    let (_, seller) = app.signed_up("seller").await;
+    let l = id_of(&app.create_listing(&seller, "Lamp", 1_000, 5).await);
+    let id: uuid::Uuid = l.parse().unwrap();
+
+    let price = sqlx::query("UPDATE listings SET price_cents = 100000000 WHERE id = $1")
+        .bind(id)
+        .execute(app.pool())
+        .await;
+    let (_, buyer) = app.signed_up("buyer").await;
+    app.add_to_cart(&buyer, &l, 1).await;
+    let quantity = sqlx::query("UPDATE cart_lines SET quantity = 1000001")
+        .execute(app.pool())
+        .await;
+
+    let violated = |r: &Result<sqlx::postgres::PgQueryResult, sqlx::Error>| match r {
+        Err(sqlx::Error::Database(e)) => e.constraint().map(str::to_owned),
+        _ => None,
+    };
+    assert_eq!(
+        violated(&price).as_deref(),
+        Some("listings_price_within_max_charge")
+    );
+    assert_eq!(
+        violated(&quantity).as_deref(),
+        Some("cart_lines_quantity_bounded")
+    );
+}
