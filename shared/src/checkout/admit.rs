@@ -9,6 +9,7 @@ use super::{CheckoutLine, CheckoutPayload, JOB_KIND, MAX_ATTEMPTS};
 use crate::{
     db::{
         self, StoreError,
+        cart::CheckoutCartLine,
         jobs::{JobRow, NewJob},
     },
     domain::money::{LimitExceeded, MoneyLimits},
@@ -94,19 +95,8 @@ impl AdmitRules {
     }
 }
 
-/// The buyer's cart as checkout needs it.
-#[derive(sqlx::FromRow)]
-struct CartEntry {
-    listing_id: Uuid,
-    quantity: i32,
-    seller_id: Uuid,
-    is_active: bool,
-    price_cents: i64,
-    currency: String,
-}
-
 /// Refuses a cart that mixes currencies or breaks a money limit, at today's prices.
-fn check_cart(cart: &[CartEntry], limits: &MoneyLimits) -> Result<(), AdmitError> {
+fn check_cart(cart: &[CheckoutCartLine], limits: &MoneyLimits) -> Result<(), AdmitError> {
     if cart.iter().any(|c| c.currency != cart[0].currency) {
         let lines = cart
             .iter()
@@ -159,7 +149,7 @@ pub async fn admit(
     {
         return replay(job, &print);
     }
-    let open = db::orders::open_checkouts(&mut conn, buyer_id).await?;
+    let open = db::cart::for_checkout(&mut conn, buyer_id).await?;
     if let Some(job_id) = open.active_job {
         return Err(AdmitError::CheckoutInProgress(job_id));
     }
@@ -168,14 +158,7 @@ pub async fn admit(
             limit: rules.max_unpaid_orders,
         });
     }
-    let cart: Vec<CartEntry> = sqlx::query_as(
-        "SELECT c.listing_id, c.quantity, l.seller_id, l.is_active, l.price_cents, l.currency
-         FROM cart_lines c JOIN listings l ON l.id = c.listing_id
-         WHERE c.user_id = $1 ORDER BY c.listing_id",
-    )
-    .bind(buyer_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let cart = open.lines;
     if cart.is_empty() {
         return Err(AdmitError::EmptyCart);
     }

@@ -31,6 +31,91 @@ impl CartLineRow {
     }
 }
 
+/// A cart line as checkout admission needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutCartLine {
+    /// The listing.
+    pub listing_id: Uuid,
+    /// Units wanted.
+    pub quantity: i32,
+    /// The listing's seller.
+    pub seller_id: Uuid,
+    /// Whether the listing is for sale.
+    pub is_active: bool,
+    /// Its current unit price.
+    pub price_cents: i64,
+    /// Its currency.
+    pub currency: String,
+}
+
+/// What checkout admission reads about a buyer in one round trip: the cart (sorted by listing
+/// id), a checkout job still queued or running, and the orders awaiting payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutCart {
+    /// The cart lines.
+    pub lines: Vec<CheckoutCartLine>,
+    /// An active `checkout` job of the buyer, if any.
+    pub active_job: Option<Uuid>,
+    /// Orders of the buyer awaiting payment.
+    pub unpaid_orders: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct CheckoutCartRow {
+    active_job: Option<Uuid>,
+    unpaid_orders: i64,
+    listing_id: Option<Uuid>,
+    quantity: Option<i32>,
+    seller_id: Option<Uuid>,
+    is_active: Option<bool>,
+    price_cents: Option<i64>,
+    currency: Option<String>,
+}
+
+/// The buyer's cart and open checkouts, see [`CheckoutCart`]. Always one row at least (the
+/// open checkouts), with the cart's columns empty when the cart is.
+#[tracing::instrument(skip_all, fields(user.id = %user_id))]
+pub async fn for_checkout(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<CheckoutCart, StoreError> {
+    let rows: Vec<CheckoutCartRow> = sqlx::query_as(
+        "SELECT o.active_job, o.unpaid_orders, c.listing_id, c.quantity, l.seller_id,
+                l.is_active, l.price_cents, l.currency
+         FROM (SELECT (SELECT id FROM jobs
+                       WHERE owner_id = $1 AND kind = 'checkout' AND status IN ('queued', 'running')
+                       ORDER BY id LIMIT 1) AS active_job,
+                      (SELECT count(*) FROM orders
+                       WHERE buyer_id = $1 AND status = 'pending_payment') AS unpaid_orders) o
+         LEFT JOIN (cart_lines c JOIN listings l ON l.id = c.listing_id) ON c.user_id = $1
+         ORDER BY c.listing_id",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?;
+    let (active_job, unpaid_orders) = rows
+        .first()
+        .map_or((None, 0), |r| (r.active_job, r.unpaid_orders));
+    let lines = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(CheckoutCartLine {
+                listing_id: r.listing_id?,
+                quantity: r.quantity?,
+                seller_id: r.seller_id?,
+                is_active: r.is_active?,
+                price_cents: r.price_cents?,
+                currency: r.currency?,
+            })
+        })
+        .collect();
+    Ok(CheckoutCart {
+        lines,
+        active_job,
+        unpaid_orders,
+    })
+}
+
 /// The buyer's cart lines, oldest first.
 #[tracing::instrument(skip_all, fields(user.id = %user_id))]
 pub async fn lines(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<CartLineRow>, StoreError> {

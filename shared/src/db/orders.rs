@@ -73,33 +73,6 @@ pub struct OrderLineRow {
 pub(crate) const ORDER_COLUMNS: &str = "id, buyer_id, buyer_username, status, status_reason, total_cents, refunded_cents, currency,
     shipping_address, payment_intent_id, client_secret, checkout_job_id, expires_at, created_at, updated_at";
 
-/// A buyer's checkouts that are not settled yet.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
-pub struct OpenCheckouts {
-    /// A `checkout` job still queued or running, if any.
-    pub active_job: Option<Uuid>,
-    /// Orders awaiting payment.
-    pub unpaid_orders: i64,
-}
-
-/// The buyer's active checkout job and how many orders await their payment, in one round trip.
-#[tracing::instrument(skip_all, fields(user.id = %buyer_id))]
-pub async fn open_checkouts(
-    conn: &mut PgConnection,
-    buyer_id: Uuid,
-) -> Result<OpenCheckouts, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT (SELECT id FROM jobs
-                 WHERE owner_id = $1 AND kind = 'checkout' AND status IN ('queued', 'running')
-                 ORDER BY id LIMIT 1) AS active_job,
-                (SELECT count(*) FROM orders
-                 WHERE buyer_id = $1 AND status = 'pending_payment') AS unpaid_orders",
-    )
-    .bind(buyer_id)
-    .fetch_one(conn)
-    .await?)
-}
-
 /// An order by id.
 #[tracing::instrument(skip_all, fields(order.id = %id))]
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<OrderRow>, StoreError> {
