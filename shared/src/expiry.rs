@@ -10,8 +10,6 @@
 
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use crate::{
     db::{self, StoreError, orders::OrderRow},
     payment_events::{
@@ -19,7 +17,10 @@ use crate::{
         mismatch::{self, Source},
         settle::{self, SettleError, Settlement},
     },
-    payments::{IntentStatus, PaymentError, matching::ExpectedPayment},
+    payments::{
+        IntentStatus, PaymentError,
+        matching::{ExpectedPayment, VerifiedPayment},
+    },
 };
 
 /// Orders claimed per batch.
@@ -82,10 +83,10 @@ async fn expire_one(
         let key = format!("order-{order_id}-expire");
         match deps.payments.cancel_intent(intent_id, &key).await {
             Ok(intent) if intent.status == IntentStatus::Succeeded => {
-                let mismatches = ExpectedPayment::from(order).mismatches(&intent);
-                if mismatches.is_empty() {
-                    return apply_success(deps, order_id, intent_id, report).await;
-                }
+                let mismatches = match ExpectedPayment::from(order).verify(&intent) {
+                    Ok(payment) => return apply_success(deps, &payment, report).await,
+                    Err(mismatches) => mismatches,
+                };
                 // Paid, but not for this order's amount: send it back and expire the order.
                 let refunded = mismatch::refund_mismatch(
                     &deps.pool,
@@ -143,11 +144,10 @@ async fn expire_one(
 
 async fn apply_success(
     deps: &PaymentDeps,
-    order_id: Uuid,
-    intent_id: &str,
+    payment: &VerifiedPayment,
     report: &mut ExpiryReport,
 ) -> Result<(), StoreError> {
-    match settle::succeeded(deps, order_id, intent_id, None).await {
+    match settle::succeeded(deps, payment, None).await {
         Ok(Settlement::Paid) => report.paid += 1,
         Ok(_) => report.already_settled += 1,
         // Only a late refund calls Stripe here; the intent's own `succeeded` event retries it.

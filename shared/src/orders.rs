@@ -60,10 +60,9 @@ pub async fn cancel(
         let key = format!("order-{order_id}-cancel");
         match payments.cancel_intent(intent_id, &key).await {
             Ok(intent) if intent.status == IntentStatus::Succeeded => {
-                let mismatches = ExpectedPayment::from(&order).mismatches(&intent);
-                if mismatches.is_empty() {
+                let Err(mismatches) = ExpectedPayment::from(&order).verify(&intent) else {
                     return Err(CancelError::AlreadyPaid);
-                }
+                };
                 // Paid, but not what this order costs: the money goes back and the buyer's
                 // cancel goes ahead.
                 mismatch::refund_mismatch(

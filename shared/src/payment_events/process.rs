@@ -137,21 +137,21 @@ async fn apply(deps: &PaymentDeps, event: &WebhookEventRow) -> Result<EventOutco
         IntentStatus::Succeeded => {
             // Total, currency and intent id never change once the order has its intent, so the
             // order read above is as good as a locked one for this comparison.
-            let mismatches = ExpectedPayment::from(&order).mismatches(&intent);
-            if mismatches.is_empty() {
-                settle::succeeded(deps, order.id, intent_id, id).await?
-            } else {
-                mismatch::refund_mismatch(
-                    &deps.pool,
-                    &deps.payments,
-                    &order,
-                    &intent,
-                    &mismatches,
-                    Source::Webhook,
-                    id,
-                )
-                .await?;
-                Settlement::Mismatched
+            match ExpectedPayment::from(&order).verify(&intent) {
+                Ok(payment) => settle::succeeded(deps, &payment, id).await?,
+                Err(mismatches) => {
+                    mismatch::refund_mismatch(
+                        &deps.pool,
+                        &deps.payments,
+                        &order,
+                        &intent,
+                        &mismatches,
+                        Source::Webhook,
+                        id,
+                    )
+                    .await?;
+                    Settlement::Mismatched
+                }
             }
         }
         IntentStatus::Canceled => settle::canceled(deps, order.id, id).await?,

@@ -19,7 +19,7 @@ use super::PaymentDeps;
 use crate::{
     db::{self, StoreError},
     metrics::PAYMENT_DRIFT,
-    payments::{IntentStatus, PaymentError, matching::ExpectedPayment},
+    payments::{PaymentError, matching::ExpectedPayment},
 };
 
 /// What one run found (also stored by apalis as the task result).
@@ -67,15 +67,7 @@ pub async fn reconcile_payments(
         }
         match deps.payments.retrieve_intent(intent_id).await {
             Ok(intent) => {
-                let mut mismatches = ExpectedPayment::from(order).mismatches(&intent);
-                if intent.status != IntentStatus::Succeeded {
-                    mismatches.push(crate::payments::matching::Mismatch {
-                        field: "status",
-                        expected: IntentStatus::Succeeded.to_string(),
-                        received: Some(intent.status.to_string()),
-                    });
-                }
-                if !mismatches.is_empty() {
+                if let Err(mismatches) = ExpectedPayment::from(order).verify(&intent) {
                     report.stripe_drift += 1;
                     tracing::error!(
                         order.id = %order.id,

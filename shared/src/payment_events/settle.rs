@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::PaymentDeps;
 use crate::{
     db::{self, StoreError, webhook_events},
-    payments::PaymentError,
+    payments::{PaymentError, matching::VerifiedPayment},
 };
 
 /// What applying a final payment state did to the order.
@@ -76,16 +76,15 @@ async fn mark_event(
     }
 }
 
-/// PaymentIntent `intent_id` of order `order_id` succeeded: a pending order becomes `paid`; a
-/// closed one (`expired`, `cancelled`) gets its money back automatically; a paid or refunded
-/// one is left alone.
-#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+/// A verified payment of its order: a pending order becomes `paid`; a closed one (`expired`,
+/// `cancelled`) gets its money back automatically; a paid or refunded one is left alone.
+#[tracing::instrument(skip_all, fields(order.id = %payment.order_id()))]
 pub async fn succeeded(
     deps: &PaymentDeps,
-    order_id: Uuid,
-    intent_id: &str,
+    payment: &VerifiedPayment,
     event_id: Option<&str>,
 ) -> Result<Settlement, SettleError> {
+    let order_id = payment.order_id();
     let mut tx = deps.pool.begin().await?;
     // The conditional UPDATE takes the order's lock, so the common case is one round trip
     // shorter than locking first.
@@ -101,7 +100,7 @@ pub async fn succeeded(
     if matches!(order.status.as_str(), "expired" | "cancelled") {
         // Release the lock before talking to Stripe; the refund is re-checked afterwards.
         tx.rollback().await?;
-        return refund_late(deps, order_id, intent_id, event_id).await;
+        return refund_late(deps, order_id, payment.intent_id(), event_id).await;
     }
     mark_event(&mut tx, event_id, Some("order already settled")).await?;
     tx.commit().await?;

@@ -15,7 +15,8 @@ use crate::db::orders::OrderRow;
 /// One field where the intent disagrees with the order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mismatch {
-    /// `id`, `amount`, `amount_received`, `currency` or `order_ref`.
+    /// `id`, `amount`, `amount_received`, `currency`, `order_ref` (or `status`, when a payment
+    /// is verified that has not succeeded).
     pub field: &'static str,
     /// What our order says.
     pub expected: String,
@@ -47,7 +48,49 @@ impl From<&OrderRow> for ExpectedPayment {
     }
 }
 
+/// A succeeded PaymentIntent that matched its order in every checked field: the only thing
+/// that can mark an order paid (`payment_events::settle::succeeded` takes nothing else), so no
+/// path can settle an unverified payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPayment {
+    order_id: Uuid,
+    intent_id: String,
+}
+
+impl VerifiedPayment {
+    /// The order it pays.
+    pub fn order_id(&self) -> Uuid {
+        self.order_id
+    }
+
+    /// The PaymentIntent that paid it.
+    pub fn intent_id(&self) -> &str {
+        &self.intent_id
+    }
+}
+
 impl ExpectedPayment {
+    /// `intent` as a payment of this order, if it succeeded and matches it in every field;
+    /// otherwise every field that disagrees.
+    pub fn verify(&self, intent: &Intent) -> Result<VerifiedPayment, Vec<Mismatch>> {
+        let mut mismatches = self.mismatches(intent);
+        if intent.status != super::IntentStatus::Succeeded {
+            mismatches.push(Mismatch {
+                field: "status",
+                expected: super::IntentStatus::Succeeded.to_string(),
+                received: Some(intent.status.to_string()),
+            });
+        }
+        if mismatches.is_empty() {
+            Ok(VerifiedPayment {
+                order_id: self.order_id,
+                intent_id: intent.id.clone(),
+            })
+        } else {
+            Err(mismatches)
+        }
+    }
+
     /// Every field of `intent` that disagrees with the order; empty when it is the order's
     /// payment. A succeeded intent must also have received the whole amount.
     pub fn mismatches(&self, intent: &Intent) -> Vec<Mismatch> {
@@ -129,6 +172,16 @@ mod tests {
     fn the_orders_own_intent_for_the_full_amount_matches() {
         let order = order();
         assert!(order.mismatches(&paying(&order)).is_empty());
+        let verified = order.verify(&paying(&order)).expect("verified");
+        assert_eq!(
+            (verified.order_id(), verified.intent_id()),
+            (order.order_id, "pi_123")
+        );
+        let unpaid = Intent {
+            status: IntentStatus::Processing,
+            ..paying(&order)
+        };
+        assert_eq!(fields(&order.verify(&unpaid).unwrap_err()), ["status"]);
         let upper = Intent {
             currency: "USD".into(),
             ..paying(&order)
