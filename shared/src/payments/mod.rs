@@ -828,7 +828,10 @@ impl Payments {
         use secrecy::ExposeSecret;
         match settings.mode {
             crate::config::PaymentMode::Dev => {
-                tracing::warn!("PAYMENTS=dev: development payment mode, no real payments");
+                tracing::warn!(
+                    "development payment mode (PAYMENTS=dev, the default without STRIPE_SECRET_KEY \
+                     outside production): no real payments"
+                );
                 Ok(Self::Dev)
             }
             crate::config::PaymentMode::Stripe => {
