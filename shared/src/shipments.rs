@@ -31,7 +31,9 @@ impl Shipment {
         let mut errors = ValidationErrors::default();
         let tracking_code = tracking_code.trim();
         let chars = tracking_code.chars().count();
-        if chars == 0 || chars > MAX_TRACKING_CODE_CHARS {
+        if let Err(e) = crate::domain::plain_text("tracking_code", tracking_code, false) {
+            errors.0.extend(e.0);
+        } else if chars == 0 || chars > MAX_TRACKING_CODE_CHARS {
             errors.0.extend(
                 ValidationErrors::single(
                     "tracking_code",
@@ -170,5 +172,7 @@ mod tests {
         let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["tracking_code", "line_ids"]);
         assert!(Shipment::parse(&[line], &"x".repeat(151)).is_err());
+        let nul = Shipment::parse(&[line], "1Z\u{0}99").unwrap_err();
+        assert_eq!(nul.0[0].field, "tracking_code");
     }
 }

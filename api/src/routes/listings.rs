@@ -13,7 +13,7 @@ use shared::{
         listings::{ListingCursor, ListingQuery, ListingRow},
         users::UserRow,
     },
-    domain::{ListingPatch, ListingSort, NewListing, ValidationErrors},
+    domain::{ListingPatch, ListingSort, NewListing, ValidationErrors, plain_text},
 };
 use uuid::Uuid;
 
@@ -209,6 +209,11 @@ impl ListingsApi {
             .as_deref()
             .map(|c| ListingCursor::decode(c, sort))
             .transpose()?;
+        for (field, value) in [("q", &q.0), ("seller", &seller.0)] {
+            if let Some(value) = value {
+                errors.check(plain_text(field, value, false));
+            }
+        }
         let terms =
             q.0.unwrap_or_default()
                 .split_whitespace()

@@ -177,6 +177,7 @@ impl UsersApi {
     /// A user's public profile.
     #[oai(path = "/:username", method = "get", operation_id = "get_user")]
     async fn get_user(&self, username: Path<String>) -> Result<Json<PublicUser>, ApiError> {
+        shared::domain::plain_text("username", &username, false)?;
         let mut conn = self.state.pool.acquire().await?;
         let u = db::users::find_active_by_username(&mut conn, &username)
             .await?

@@ -9,6 +9,7 @@ mod checkout_rules;
 mod errors;
 mod health;
 mod helpers;
+mod hostile_text;
 mod listings;
 mod metrics;
 mod openapi;

@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use sqlx::PgPool;
+use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use super::{
@@ -13,7 +14,7 @@ use super::{
 use crate::{
     config::AuthSettings,
     db::{self, StoreError, users::UserRow},
-    domain::{NewUser, Password, ValidationErrors},
+    domain::{NewUser, Password, ValidationErrors, plain_text},
 };
 
 /// A hash no password matches; verifying against it for unknown users keeps login time constant,
@@ -138,6 +139,10 @@ impl Authenticator {
         // The connection goes back to the pool before the (slow) password check and before the
         // transaction below takes another one: holding it would let concurrent logins exhaust
         // the pool and wait on each other until the acquire timeout.
+        plain_text("username", login, false)?;
+        // Usernames and emails are stored in NFC; a login typed in another form is the same.
+        let login: String = login.nfc().collect();
+        let login = login.as_str();
         let user = {
             let mut conn = self.pool.acquire().await?;
             db::users::find_active_by_login(&mut conn, login).await?

@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use super::{
     money::MoneyLimits,
-    validation::{ValidationErrors, text_len},
+    validation::{ValidationErrors, text_block, text_len},
 };
 
 /// A lowercase ISO 4217 code such as `usd`. Defaults to `usd`.
@@ -90,7 +90,7 @@ impl NewListing {
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let title = errors.check(text_len("title", title, 3, 255));
-        let description = errors.check(text_len(
+        let description = errors.check(text_block(
             "description",
             description.unwrap_or(""),
             0,
@@ -148,7 +148,7 @@ impl ListingPatch {
         let mut errors = ValidationErrors::default();
         let title = title.and_then(|t| errors.check(text_len("title", t, 3, 255)));
         let description =
-            description.and_then(|d| errors.check(text_len("description", d, 0, 10_000)));
+            description.and_then(|d| errors.check(text_block("description", d, 0, 10_000)));
         let price_cents = price_cents.and_then(|p| errors.check(price(p, limits)));
         let currency = currency.and_then(|c| errors.check(Currency::parse(c)));
         let quantity = quantity_value.and_then(|q| errors.check(quantity(q, 0)));

@@ -10,4 +10,4 @@ mod validation;
 pub use address::{CountryCode, NewAddress};
 pub use listing::{Currency, ListingPatch, ListingSort, NewListing};
 pub use user::{Email, NewUser, Password, ProfilePatch, Username};
-pub use validation::{FieldError, ValidationErrors};
+pub use validation::{FieldError, ValidationErrors, plain_text};

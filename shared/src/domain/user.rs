@@ -1,14 +1,19 @@
 //! Account identity rules: usernames, emails and passwords.
 
-use super::validation::{ValidationErrors, text_len};
+use unicode_normalization::UnicodeNormalization;
+
+use super::validation::{ValidationErrors, plain_text, text_block, text_len};
 
 /// 3–150 characters of letters, digits and `_.@+-` (the Django rule SPA clients already know).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
 impl Username {
-    /// Validates a username.
+    /// Validates a username, in Unicode NFC: "é" typed as one character or as "e" and an
+    /// accent is one name, so it cannot be registered twice.
     pub fn parse(value: &str) -> Result<Self, ValidationErrors> {
+        let value: String = value.nfc().collect();
+        let value = value.as_str();
         let len = value.chars().count();
         if !(3..=150).contains(&len) {
             return Err(ValidationErrors::single(
@@ -41,7 +46,9 @@ pub struct Email(String);
 impl Email {
     /// Validates an email: one `@`, a non-empty local part, a dotted domain, no spaces, ≤ 254 chars.
     pub fn parse(value: &str) -> Result<Self, ValidationErrors> {
-        let value = value.trim();
+        plain_text("email", value, false)?;
+        let value: String = value.trim().nfc().collect();
+        let value = value.as_str();
         let invalid = || ValidationErrors::single("email", "must be a valid email address");
         if value.len() > 254 || value.chars().any(char::is_whitespace) {
             return Err(invalid());
@@ -143,7 +150,7 @@ impl ProfilePatch {
         let email = email.and_then(|e| errors.check(Email::parse(e)));
         let display_name =
             display_name.and_then(|d| errors.check(text_len("display_name", d, 0, 150)));
-        let bio = bio.and_then(|b| errors.check(text_len("bio", b, 0, 2000)));
+        let bio = bio.and_then(|b| errors.check(text_block("bio", b, 0, 2000)));
         errors.finish(|| Self {
             email,
             display_name,

@@ -58,14 +58,56 @@ impl fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
-/// Checks a string's length in characters (not bytes), after trimming.
+/// The one rule for text the API accepts: no NUL and no other control character (PostgreSQL
+/// cannot store NUL, and control characters only corrupt labels, logs and exports). A
+/// `multiline` field may also hold line breaks and tabs.
+pub fn plain_text(
+    field: &'static str,
+    value: &str,
+    multiline: bool,
+) -> Result<(), ValidationErrors> {
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+    if value.chars().any(|c| c.is_control() && !allowed(c)) {
+        let message = if multiline {
+            "must not contain control characters other than line breaks and tabs"
+        } else {
+            "must not contain control characters"
+        };
+        return Err(ValidationErrors::single(field, message));
+    }
+    Ok(())
+}
+
+/// A one-line text: trimmed, [`plain_text`], and `min`–`max` characters (not bytes).
 pub(crate) fn text_len(
     field: &'static str,
     value: &str,
     min: usize,
     max: usize,
 ) -> Result<String, ValidationErrors> {
+    checked_len(field, value, min, max, false)
+}
+
+/// A text that may span lines (descriptions, bios): like [`text_len`], line breaks and tabs
+/// allowed.
+pub(crate) fn text_block(
+    field: &'static str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, ValidationErrors> {
+    checked_len(field, value, min, max, true)
+}
+
+fn checked_len(
+    field: &'static str,
+    value: &str,
+    min: usize,
+    max: usize,
+    multiline: bool,
+) -> Result<String, ValidationErrors> {
     let trimmed = value.trim();
+    plain_text(field, trimmed, multiline)?;
     let len = trimmed.chars().count();
     if len < min || len > max {
         return Err(ValidationErrors::single(
@@ -74,4 +116,32 @@ pub(crate) fn text_len(
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_and_control_characters_are_refused_line_breaks_only_where_multiline() {
+        for bad in [
+            "a\0b",
+            "\u{1b}[31mred",
+            "x\u{7f}",
+            "bell\u{7}",
+            "\u{85}next",
+        ] {
+            assert!(plain_text("f", bad, false).is_err(), "{bad:?}");
+            assert!(plain_text("f", bad, true).is_err(), "{bad:?}");
+        }
+        assert!(plain_text("f", "two\nlines\tand tab", false).is_err());
+        assert!(plain_text("f", "two\r\nlines\tand tab", true).is_ok());
+        assert!(plain_text("f", "Café ☕ 東京", false).is_ok());
+        assert_eq!(text_len("title", "  a lamp  ", 3, 10).unwrap(), "a lamp");
+        assert!(text_len("title", "a\nlamp", 3, 10).is_err());
+        assert_eq!(
+            text_block("bio", " line\nline ", 0, 20).unwrap(),
+            "line\nline"
+        );
+    }
 }
