@@ -102,14 +102,15 @@ pub async fn process(deps: &PaymentDeps, job_id: Uuid) -> Result<RefundOutcome, 
         return fail(deps, &job, "refund_failed", "the order has no payment").await;
     };
     let amount = lines_total(&lines, &line_ids);
-    // A job accepted before refunds by line used the order's key; keep it, so a retry of such a
-    // job can never refund twice.
-    let key = if payload.line_ids.is_empty() {
-        format!("order-{}-refund", order.id)
+    // A job accepted before refunds by line used the order's key and no amount (everything);
+    // keep both, so a retry of such a job sends Stripe the same request and can never refund
+    // twice.
+    let (key, amount_to_send) = if payload.line_ids.is_empty() {
+        (format!("order-{}-refund", order.id), None)
     } else {
-        format!("refund-{}", job.id)
+        (format!("refund-{}", job.id), Some(amount))
     };
-    let refund_id = match deps.payments.refund(intent_id, Some(amount), &key).await {
+    let refund_id = match deps.payments.refund(intent_id, amount_to_send, &key).await {
         Ok(refund) => Some(refund.id),
         // Refunded in full earlier (e.g. in the dashboard): the money is back either way.
         Err(e) if e.code() == Some("charge_already_refunded") => None,

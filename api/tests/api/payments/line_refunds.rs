@@ -22,6 +22,7 @@ struct TwoSellers {
     ann: String,
     bob: String,
     buyer: String,
+    buyer_id: Uuid,
     order_id: String,
     lamp_line: String,
     mug_line: String,
@@ -33,7 +34,7 @@ async fn two_sellers(app: &TestApp, intents: &Intents) -> TwoSellers {
     let (_, bob) = app.signed_up("bob").await;
     let lamp = id_of(&app.create_listing(&ann, "Lamp", 1_000, 5).await);
     let mug = id_of(&app.create_listing(&bob, "Mug", 700, 5).await);
-    let (_, buyer, address) = app.buyer("buyer").await;
+    let (buyer_id, buyer, address) = app.buyer("buyer").await;
     app.add_to_cart(&buyer, &lamp, 1).await;
     app.add_to_cart(&buyer, &mug, 2).await;
     let (_, order_id) = place_order(app, &buyer, &address, "two-sellers").await;
@@ -55,6 +56,7 @@ async fn two_sellers(app: &TestApp, intents: &Intents) -> TwoSellers {
         ann,
         bob,
         buyer,
+        buyer_id: buyer_id.parse().unwrap(),
         order_id,
         mug_listing: mug,
     }
@@ -291,5 +293,43 @@ async fn forged_or_malformed_line_ids_are_refused_and_create_nothing() {
     app.run_refund_jobs().await;
     assert_eq!(refunded_of(&app, &shop.order_id).await, (1_400, 2_400));
     assert_eq!(calls(&server, "POST", "/v1/refunds").await.len(), 1);
+    app.assert_stock_invariant().await;
+}
+
+#[tokio::test]
+async fn a_refund_job_accepted_before_refunds_by_line_still_refunds_everything_with_its_old_key() {
+    let (server, intents) = payment_fake().await;
+    let app = stripe_payments_app(&server).await;
+    let shop = two_sellers(&app, &intents).await;
+    let order_id: Uuid = shop.order_id.parse().unwrap();
+    // The payload such a job carried: only the order.
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, owner_id, payload) VALUES ($1, 'refund_order', $2, $3)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(shop.buyer_id)
+    .bind(json!({ "order_id": order_id }))
+    .execute(app.pool())
+    .await
+    .unwrap();
+
+    assert_eq!(app.run_refund_jobs().await, [RefundOutcome::Refunded]);
+
+    let refunds = calls(&server, "POST", "/v1/refunds").await;
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(
+        header(&refunds[0], "idempotency-key"),
+        Some(format!("order-{order_id}-refund").as_str())
+    );
+    assert_eq!(
+        field(&form(&refunds[0]), "amount"),
+        None,
+        "the same request as before"
+    );
+    assert_eq!(
+        status_of(&app, &shop.order_id).await,
+        ("refunded".into(), Some("refunded_by_buyer".into()))
+    );
+    assert_eq!(refunded_of(&app, &shop.order_id).await, (2_400, 2_400));
     app.assert_stock_invariant().await;
 }
