@@ -6,12 +6,12 @@
 //!    while the refund keeps failing;
 //! 2. the money it took is refunded in full, with an idempotency key per intent, so repeated
 //!    reports (Stripe retries, expiry, a cancel) refund once;
-//! 3. the refund id is added to the record.
+//! 3. a pending order reported by a webhook gets a new PaymentIntent in place of the spent one,
+//!    so the buyer can still pay until the order expires;
+//! 4. the refund id is added to the record.
 //!
-//! The order's state is left as it is: a pending order stays pending until it expires or the
-//! buyer cancels it, and since its intent was spent it gets a fresh one (step 4), so the buyer
-//! can still pay; a closed one stays closed.
-//! 4. For a pending order reported by a webhook, a new PaymentIntent replaces the spent one.
+//! The order's state is left as it is: a pending order stays pending until it is paid properly,
+//! expires or is cancelled; a closed one stays closed.
 
 use sqlx::PgPool;
 
@@ -72,8 +72,9 @@ pub fn refund_key(intent_id: &str) -> String {
     format!("intent-{intent_id}-mismatch-refund")
 }
 
-/// Records a mismatching payment and refunds it. `event_id` is marked processed together with
-/// the final record. Returns the refund id (`None` when Stripe says it was refunded already).
+/// Records a mismatching payment, refunds it and, for a pending order reported by a webhook,
+/// replaces its spent intent. `event_id` is marked processed together with the final record.
+/// Returns the refund id (`None` when Stripe says it was refunded already).
 ///
 /// An order that is `paid` or `refunded` was settled by this very intent matching earlier; a
 /// later, contradicting report is recorded but moves no money.
