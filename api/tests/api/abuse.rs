@@ -245,3 +245,19 @@ async fn sign_ups_refreshes_and_password_changes_are_limited_per_address() {
         .await;
     assert_error(&again, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
 }
+
+#[tokio::test]
+async fn a_login_name_longer_than_any_account_is_refused_without_a_lookup_or_a_counter() {
+    let app = TestApp::spawn().await;
+    let huge = "x".repeat(10_000);
+
+    let resp = login_from(&app, ATTACKER, &huge, "whatever").await;
+
+    assert_error(&resp, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:login:*", app.settings.redis_prefix))
+        .query_async(&mut app.redis.clone())
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}

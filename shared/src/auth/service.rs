@@ -17,6 +17,9 @@ use crate::{
     domain::{NewUser, Password, ValidationErrors, plain_text},
 };
 
+/// Longer than any username (150) or email (254): such a login names no account.
+const MAX_LOGIN_CHARS: usize = 254;
+
 /// A hash no password matches; verifying against it for unknown users keeps login time constant,
 /// so response times do not reveal which usernames exist.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3tGnl3OpXDwSvIG0Cd2sJD/2Ul8yULfJXQAGYF0eyOo";
@@ -140,6 +143,11 @@ impl Authenticator {
         // transaction below takes another one: holding it would let concurrent logins exhaust
         // the pool and wait on each other until the acquire timeout.
         plain_text("username", login, false)?;
+        // No account has a longer name or email: refuse before it becomes a lookup and a
+        // throttling key.
+        if login.chars().count() > MAX_LOGIN_CHARS {
+            return Err(AuthError::InvalidCredentials);
+        }
         // Usernames and emails are stored in NFC; a login typed in another form is the same.
         let login: String = login.nfc().collect();
         let login = login.as_str();
