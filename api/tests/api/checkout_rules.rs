@@ -346,3 +346,63 @@ async fn the_database_refuses_money_past_the_maximum_charge_whatever_the_code_do
         Some("cart_lines_quantity_bounded")
     );
 }
+
+/// Answers `POST /v1/payment_intents` with an intent for 1 minor unit, whatever was asked.
+struct UnderpricedIntent;
+
+impl wiremock::Respond for UnderpricedIntent {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let fields = crate::stripe_fake::form(request);
+        let order_id = crate::stripe_fake::field(&fields, "metadata[order_id]").unwrap_or("o");
+        let id = crate::stripe_fake::intent_id_for(order_id);
+        wiremock::ResponseTemplate::new(200).set_body_json(test_support::stripe::intent_json(
+            &id,
+            "requires_payment_method",
+            1,
+            order_id,
+        ))
+    }
+}
+
+#[tokio::test]
+async fn an_intent_created_for_another_amount_is_never_handed_to_the_buyer() {
+    let server = stripe_fake().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/v1/payment_intents"))
+        .respond_with(UnderpricedIntent)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let app = stripe_app(&server).await;
+    let (_, seller) = app.signed_up("seller").await;
+    let l = id_of(&app.create_listing(&seller, "Lamp", 2_500, 3).await);
+    let (_, buyer, address) = app.buyer("buyer").await;
+    app.add_to_cart(&buyer, &l, 1).await;
+    let job = accepted_job(&app.checkout(&buyer, &address, "underpriced").await);
+
+    let outcomes = app.run_checkout_jobs().await;
+
+    assert_eq!(
+        outcomes,
+        [ProcessOutcome::Failed {
+            code: "payment_failed".into()
+        }]
+    );
+    let status = app.get(&format!("/api/v1/jobs/{job}"), Some(&buyer)).await;
+    assert_eq!(
+        status.body["result"],
+        serde_json::Value::Null,
+        "no client secret: {}",
+        status.body
+    );
+    let message = status.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("does not match the order"), "{message}");
+    let order: (String, Option<String>) =
+        sqlx::query_as("SELECT status, payment_intent_id FROM orders")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(order, ("cancelled".to_owned(), None));
+    assert_eq!(app.stock(&l).await, (3, 0), "units released");
+    app.assert_stock_invariant().await;
+}

@@ -26,7 +26,7 @@ use crate::{
     domain::money::MoneyLimits,
     gate::StockGate,
     job_events,
-    payments::{PaymentError, Payments},
+    payments::{PaymentError, Payments, matching::ExpectedPayment},
 };
 
 /// How long a claimed job is protected from being claimed again; longer than the slowest
@@ -255,7 +255,26 @@ async fn attach_payment(
                 .create_intent(order.id, order.total_cents, &order.currency, &key)
                 .await
             {
-                Ok(intent) => (intent.id, intent.client_secret),
+                Ok(intent) => {
+                    // Stripe's answer is an external claim like any other: an intent for another
+                    // amount, currency or order is never handed to the buyer to pay.
+                    let expected = ExpectedPayment {
+                        order_id: order.id,
+                        intent_id: Some(intent.id.clone()),
+                        amount_cents: order.total_cents,
+                        currency: order.currency.clone(),
+                    };
+                    let mismatches = expected.mismatches(&intent);
+                    if !mismatches.is_empty() {
+                        let message = format!(
+                            "the payment provider created an intent that does not match the order: {}",
+                            serde_json::to_string(&mismatches).unwrap_or_default()
+                        );
+                        tracing::error!(payment_intent.id = %intent.id, %message);
+                        return cancel_and_fail(deps, job, order.id, &message).await;
+                    }
+                    (intent.id, intent.client_secret)
+                }
                 Err(PaymentError::Retryable(reason)) => {
                     let mut conn = deps.pool.acquire().await?;
                     db::jobs::requeue(&mut conn, job.id, "payment_unavailable", &reason).await?;

@@ -20,13 +20,21 @@ struct CreateIntent {
 impl Respond for CreateIntent {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body = String::from_utf8_lossy(&request.body);
+        // Keys arrive percent-encoded (`metadata%5Border_id%5D`), in either case.
         let field = |name: &str| {
             body.split('&')
-                .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+                .find_map(|pair| {
+                    let (key, value) = pair.split_once('=')?;
+                    let key = key
+                        .replace("%5B", "[")
+                        .replace("%5b", "[")
+                        .replace("%5D", "]")
+                        .replace("%5d", "]");
+                    (key == name).then(|| value.to_owned())
+                })
                 .unwrap_or_default()
-                .to_owned()
         };
-        let order_id = field("metadata%5Border_id%5D");
+        let order_id = field("metadata[order_id]");
         let amount = field("amount").parse().unwrap_or(0);
         let id = format!("pi_{}", order_id.replace('-', ""));
         remember_intent(&id, amount, "usd", &order_id);
