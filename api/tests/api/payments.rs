@@ -63,6 +63,16 @@ pub fn intent_event(event_id: &str, event_type: &str, intent_id: &str, status: &
     stripe_event(event_id, event_type, known_intent_json(intent_id, status))
 }
 
+/// A fresh `payment_intent.succeeded` event for `intent_id`, as the fake holds the intent.
+pub fn succeeded_event(intent_id: &str) -> Value {
+    intent_event(
+        &event_id(),
+        "payment_intent.succeeded",
+        intent_id,
+        "succeeded",
+    )
+}
+
 /// Posts `event` signed, expects it stored, and runs the payment event jobs.
 pub async fn deliver(app: &TestApp, event: &Value) -> Vec<Option<EventOutcome>> {
     let resp = app.post_signed_event(event).await;
@@ -195,13 +205,7 @@ pub async fn calls(server: &MockServer, http_method: &str, url_path: &str) -> Ve
 pub async fn pay(app: &TestApp, intents: &Intents, order_id: &str) {
     let intent = intent_of(app, order_id).await;
     intents.set(&intent, "succeeded");
-    let event = intent_event(
-        &event_id(),
-        "payment_intent.succeeded",
-        &intent,
-        "succeeded",
-    );
-    let resp = app.post_signed_event(&event).await;
+    let resp = app.post_signed_event(&succeeded_event(&intent)).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.body);
     app.run_payment_event_jobs().await;
     assert_eq!(status_of(app, order_id).await.0, "paid");

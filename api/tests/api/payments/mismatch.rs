@@ -13,8 +13,8 @@ use uuid::Uuid;
 use wiremock::ResponseTemplate;
 
 use super::{
-    Endpoint, Shop, calls, deliver, event_id, intent_event, intent_of, ledger_of, make_overdue,
-    order, payment_fake, shop, status_of, stripe_payments_app,
+    Endpoint, Shop, calls, deliver, intent_of, ledger_of, make_overdue, order, payment_fake, shop,
+    status_of, stripe_payments_app, succeeded_event,
 };
 use crate::stripe_fake::{field, form, header, remember_intent};
 
@@ -69,12 +69,7 @@ async fn a_signed_success_for_one_eur_never_pays_a_large_usd_order_and_is_refund
     tamper(&intent, &order_id, 100, "eur");
     intents.set(&intent, "succeeded");
     let before = mismatch_count("webhook", "currency");
-    let event = intent_event(
-        &event_id(),
-        "payment_intent.succeeded",
-        &intent,
-        "succeeded",
-    );
+    let event = succeeded_event(&intent);
 
     let resp = app.post_signed_event(&event).await;
     let outcomes = app.run_payment_event_jobs().await;
@@ -118,7 +113,7 @@ async fn a_signed_success_for_one_eur_never_pays_a_large_usd_order_and_is_refund
     assert_eq!(view.body["payment_intent_id"], fresh);
     assert!(view.body["client_secret"].is_string(), "{}", view.body);
     intents.set(&fresh, "succeeded");
-    let paid = intent_event(&event_id(), "payment_intent.succeeded", &fresh, "succeeded");
+    let paid = succeeded_event(&fresh);
     assert_eq!(
         deliver(&app, &paid).await,
         [Some(EventOutcome::Settled {
@@ -140,12 +135,7 @@ async fn a_mismatching_event_delivered_twice_and_retried_is_refunded_with_one_ke
     tamper(&intent, &Uuid::now_v7().to_string(), 2_000, "usd");
     intents.set(&intent, "succeeded");
     for _ in 0..2 {
-        let event = intent_event(
-            &event_id(),
-            "payment_intent.succeeded",
-            &intent,
-            "succeeded",
-        );
+        let event = succeeded_event(&intent);
         let resp = app.post_signed_event(&event).await;
         assert_eq!(resp.body["status"], "stored", "{}", resp.body);
     }
@@ -192,12 +182,7 @@ async fn an_event_whose_embedded_intent_lacks_the_amount_is_checked_against_stri
     let intent = intent_of(&app, &order_id).await;
     tamper(&intent, &order_id, 1, "usd");
     intents.set(&intent, "succeeded");
-    let mut event = intent_event(
-        &event_id(),
-        "payment_intent.succeeded",
-        &intent,
-        "succeeded",
-    );
+    let mut event = succeeded_event(&intent);
     event["data"]["object"]
         .as_object_mut()
         .unwrap()
@@ -282,12 +267,7 @@ async fn a_mismatching_late_payment_is_refunded_without_ledger_entries() {
     assert_eq!(status_of(&app, &order_id).await.0, "expired");
     tamper(&intent, &order_id, 5, "usd");
     intents.set(&intent, "succeeded");
-    let event = intent_event(
-        &event_id(),
-        "payment_intent.succeeded",
-        &intent,
-        "succeeded",
-    );
+    let event = succeeded_event(&intent);
 
     let outcomes = deliver(&app, &event).await;
 
