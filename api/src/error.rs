@@ -8,6 +8,8 @@
 use poem::{Endpoint, IntoResponse, Request, Response, http::StatusCode};
 use poem_openapi::{ApiResponse, Object, payload::Json};
 use serde_json::{Map, Value, json};
+
+pub use crate::error_code::ErrorCode;
 use shared::{
     auth::AuthError,
     cart::CartError,
@@ -26,7 +28,7 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Object)]
 pub struct ErrorDetail {
     /// Stable snake_case code clients branch on, e.g. `validation_failed`.
-    pub code: String,
+    pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
     /// Extra structured information (e.g. the invalid fields).
@@ -71,10 +73,10 @@ pub enum ApiError {
     Unavailable(Json<ErrorBody>),
 }
 
-fn body(code: &str, message: impl Into<String>, details: Value) -> Json<ErrorBody> {
+fn body(code: ErrorCode, message: impl Into<String>, details: Value) -> Json<ErrorBody> {
     Json(ErrorBody {
         error: ErrorDetail {
-            code: code.to_owned(),
+            code,
             message: message.into(),
             details,
         },
@@ -85,44 +87,40 @@ impl ApiError {
     /// 401 `unauthorized`.
     pub fn unauthorized() -> Self {
         Self::Unauthorized(body(
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "missing, invalid or expired credentials",
             json!({}),
         ))
     }
 
     /// 403 with a code.
-    pub fn forbidden(code: &str, message: &str) -> Self {
+    pub fn forbidden(code: ErrorCode, message: &str) -> Self {
         Self::Forbidden(body(code, message, json!({})))
     }
 
-    /// 404 `<what>_not_found`.
-    pub fn not_found(what: &str) -> Self {
-        Self::NotFound(body(
-            &format!("{what}_not_found"),
-            format!("{what} not found"),
-            json!({}),
-        ))
+    /// 404 with a `<what>_not_found` code; the message is the code in words.
+    pub fn not_found(code: ErrorCode) -> Self {
+        Self::NotFound(body(code, code.as_str().replace('_', " "), json!({})))
     }
 
     /// 404 `not_found`, exactly what an unknown path answers: for routes that exist only in
     /// some configurations (e.g. development payment mode).
     pub fn no_such_route() -> Self {
-        Self::NotFound(body("not_found", "not found", json!({})))
+        Self::NotFound(body(ErrorCode::NotFound, "not found", json!({})))
     }
 
     /// 409 with a code and details.
-    pub fn conflict(code: &str, message: impl Into<String>, details: Value) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>, details: Value) -> Self {
         Self::Conflict(body(code, message, details))
     }
 
     /// 422 with a code and details.
-    pub fn unprocessable(code: &str, message: impl Into<String>, details: Value) -> Self {
+    pub fn unprocessable(code: ErrorCode, message: impl Into<String>, details: Value) -> Self {
         Self::Unprocessable(body(code, message, details))
     }
 
     /// 400 with a code.
-    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::BadRequest(body(code, message, json!({})))
     }
 
@@ -130,7 +128,7 @@ impl ApiError {
     pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error.message = %error, error.cause_chain = ?error, "request failed");
         Self::Internal(body(
-            "internal_error",
+            ErrorCode::InternalError,
             "an unexpected error occurred",
             json!({}),
         ))
@@ -138,7 +136,7 @@ impl ApiError {
 
     /// 503 `unavailable`.
     pub fn unavailable(message: &str) -> Self {
-        Self::Unavailable(body("unavailable", message, json!({})))
+        Self::Unavailable(body(ErrorCode::Unavailable, message, json!({})))
     }
 }
 
@@ -149,7 +147,7 @@ impl From<ValidationErrors> for ApiError {
             fields.insert(e.field.to_owned(), Value::String(e.message.clone()));
         }
         Self::unprocessable(
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             errors.to_string(),
             json!({ "fields": fields }),
         )
@@ -159,7 +157,7 @@ impl From<ValidationErrors> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound => Self::not_found("resource"),
+            StoreError::NotFound => Self::not_found(ErrorCode::ResourceNotFound),
             other => Self::internal(&other),
         }
     }
@@ -176,21 +174,30 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Invalid(v) => v.into(),
             AuthError::InvalidCredentials => Self::Unauthorized(body(
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "username or password is incorrect",
                 json!({}),
             )),
             AuthError::InvalidToken => Self::unauthorized(),
+            AuthError::WrongPassword => Self::unprocessable(
+                ErrorCode::WrongPassword,
+                "the current password is incorrect",
+                json!({ "fields": { "current_password": "is incorrect" } }),
+            ),
             AuthError::Throttled { retry_after_secs } => Self::TooManyRequests(
                 body(
-                    "too_many_attempts",
+                    ErrorCode::TooManyAttempts,
                     "too many failed login attempts; try again later",
                     json!({ "retry_after_secs": retry_after_secs }),
                 ),
                 retry_after_secs,
             ),
             AuthError::Taken { field } => Self::conflict(
-                &format!("{field}_taken"),
+                if field == "email" {
+                    ErrorCode::EmailTaken
+                } else {
+                    ErrorCode::UsernameTaken
+                },
                 format!("{field} is already taken"),
                 json!({ "field": field }),
             ),
@@ -204,18 +211,18 @@ impl From<CartError> for ApiError {
     fn from(e: CartError) -> Self {
         let message = e.to_string();
         match e {
-            CartError::ListingNotFound => Self::not_found("listing"),
-            CartError::OwnListing => Self::unprocessable("own_listing", message, json!({})),
+            CartError::ListingNotFound => Self::not_found(ErrorCode::ListingNotFound),
+            CartError::OwnListing => Self::unprocessable(ErrorCode::OwnListing, message, json!({})),
             CartError::ListingInactive => {
-                Self::unprocessable("listing_inactive", message, json!({}))
+                Self::unprocessable(ErrorCode::ListingInactive, message, json!({}))
             }
             CartError::InvalidQuantity { available } => Self::unprocessable(
-                "invalid_quantity",
+                ErrorCode::InvalidQuantity,
                 message,
                 json!({ "available": available }),
             ),
             CartError::CurrencyMismatch { cart, listing } => Self::unprocessable(
-                "currency_mismatch",
+                ErrorCode::CurrencyMismatch,
                 message,
                 json!({ "cart_currency": cart, "listing_currency": listing }),
             ),
@@ -227,14 +234,14 @@ impl From<CartError> for ApiError {
 
 impl From<InvalidCursor> for ApiError {
     fn from(e: InvalidCursor) -> Self {
-        Self::bad_request("invalid_cursor", e.to_string())
+        Self::bad_request(ErrorCode::InvalidCursor, e.to_string())
     }
 }
 
 impl From<LimitExceeded> for ApiError {
     fn from(e: LimitExceeded) -> Self {
         Self::unprocessable(
-            "limit_exceeded",
+            ErrorCode::LimitExceeded,
             e.to_string(),
             json!({ "limit": e.limit, "max": e.max }),
         )
@@ -242,19 +249,19 @@ impl From<LimitExceeded> for ApiError {
 }
 
 /// The code for a framework error of this status.
-fn code_for(status: StatusCode) -> &'static str {
+fn code_for(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::UNAUTHORIZED => "unauthorized",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
-        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
-        s if s.is_server_error() => "internal_error",
-        _ => "error",
+        StatusCode::BAD_REQUEST => ErrorCode::BadRequest,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::ValidationFailed,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyRequests,
+        s if s.is_server_error() => ErrorCode::InternalError,
+        _ => ErrorCode::Error,
     }
 }
 
@@ -263,6 +270,16 @@ fn code_for(status: StatusCode) -> &'static str {
 pub fn error_response(err: poem::Error) -> Response {
     if err.is_from_response() {
         return err.into_response();
+    }
+    // The one header whose absence has its own code, so clients can tell it from other 400s.
+    if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseParamError>()
+        && e.name == "Idempotency-Key"
+    {
+        return ApiError::bad_request(
+            ErrorCode::IdempotencyKeyRequired,
+            "an Idempotency-Key header of 1 to 255 characters is required",
+        )
+        .into_response();
     }
     let status = err.status();
     let message = if status.is_server_error() {
@@ -278,7 +295,11 @@ pub fn error_response(err: poem::Error) -> Response {
 /// The answer to a handler that panicked: a 500 in the error envelope instead of a dropped
 /// connection (the panic itself is logged and reported by the panic hook).
 pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let json = body("internal_error", "an unexpected error occurred", json!({}));
+    let json = body(
+        ErrorCode::InternalError,
+        "an unexpected error occurred",
+        json!({}),
+    );
     json.with_status(StatusCode::INTERNAL_SERVER_ERROR)
         .into_response()
 }

@@ -1,13 +1,19 @@
 //! The HTTP API: thin handlers over `shared`, the OpenAPI document and the server start-up.
 
+pub mod allow;
 pub mod body_limit;
 pub mod error;
+pub mod error_code;
+pub mod fields;
 pub mod job_waiter;
 pub mod observe;
 pub mod optional_body;
 pub mod routes;
 pub mod security;
 pub mod state;
+pub mod statuses;
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use poem::{
@@ -35,6 +41,10 @@ pub fn openapi(state: &AppState) -> OpenApiService<routes::Apis, ()> {
 pub fn app(state: AppState) -> BoxEndpoint<'static> {
     let max_body = state.settings.max_body_bytes;
     let service = openapi(&state);
+    let allowed = Arc::new(allow::AllowedMethods::from_spec(
+        &serde_json::from_str(&service.spec()).unwrap_or_default(),
+        &[("/openapi.json", "GET"), ("/metrics", "GET")],
+    ));
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     Route::new()
@@ -47,6 +57,7 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
         // Inside the error policy: it still sees which operation answered, also for errors.
         .around(observe::observe)
         .around(error::json_errors)
+        .around(move |next, req| allow::add_allow(next, allowed.clone(), req))
         .with(Tracing)
         .with(RequestId::default())
         .boxed()

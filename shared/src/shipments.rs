@@ -7,11 +7,11 @@ use uuid::Uuid;
 
 use crate::{
     db::{self, StoreError, orders::OrderLineRow},
-    domain::ValidationErrors,
+    domain::{TextRule, ValidationErrors},
 };
 
-/// Longest tracking code accepted (characters).
-pub const MAX_TRACKING_CODE_CHARS: usize = 150;
+/// A carrier's tracking code.
+pub const TRACKING_CODE: TextRule = TextRule::line(1, 150);
 
 /// Most lines one shipment may name.
 pub const MAX_LINES: usize = 100;
@@ -29,28 +29,17 @@ impl Shipment {
     /// Validates a shipment request.
     pub fn parse(line_ids: &[Uuid], tracking_code: &str) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let tracking_code = tracking_code.trim();
-        let chars = tracking_code.chars().count();
-        if let Err(e) = crate::domain::plain_text("tracking_code", tracking_code, false) {
-            errors.0.extend(e.0);
-        } else if chars == 0 || chars > MAX_TRACKING_CODE_CHARS {
-            errors.0.extend(
-                ValidationErrors::single(
-                    "tracking_code",
-                    format!("must be 1 to {MAX_TRACKING_CODE_CHARS} characters"),
-                )
-                .0,
-            );
-        }
-        let distinct: BTreeSet<Uuid> = line_ids.iter().copied().collect();
-        if distinct.is_empty() || distinct.len() > MAX_LINES {
+        let tracking_code = errors.check(TRACKING_CODE.check("tracking_code", tracking_code));
+        // Counted as sent (the document's `minItems`/`maxItems`); repeats are merged.
+        if line_ids.is_empty() || line_ids.len() > MAX_LINES {
             errors.0.extend(
                 ValidationErrors::single("line_ids", format!("must name 1 to {MAX_LINES} lines")).0,
             );
         }
+        let distinct: BTreeSet<Uuid> = line_ids.iter().copied().collect();
         errors.finish(|| Self {
             line_ids: distinct.into_iter().collect(),
-            tracking_code: tracking_code.to_owned(),
+            tracking_code: tracking_code.unwrap_or_default(),
         })
     }
 }

@@ -5,13 +5,49 @@ use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use serde_json::{Value, json};
 use shared::{
     db::{self, addresses::AddressRow},
-    domain::{NewAddress, ValidationErrors},
+    domain::{NewAddress, ValidationErrors, address},
     geocode::{self, SubmitError},
 };
 use uuid::Uuid;
 
 use super::Tag;
-use crate::{AppState, error::ApiError, security::BearerAuth};
+use crate::{
+    AppState,
+    error::{ApiError, ErrorCode},
+    fields::{Text, text_rule},
+    security::BearerAuth,
+    statuses::AddressStatus,
+};
+
+text_rule!(
+    /// The street and number.
+    Line1 = address::LINE1
+);
+text_rule!(
+    /// A second address line.
+    Line2 = address::LINE2
+);
+text_rule!(
+    /// A city.
+    City = address::CITY
+);
+text_rule!(
+    /// A region.
+    Region = address::REGION
+);
+text_rule!(
+    /// A postal code.
+    PostalCode, |schema| {
+        schema.max_length = Some(address::MAX_POSTAL_CODE);
+        schema.pattern = Some(address::POSTAL_CODE_PATTERN.to_owned());
+    }
+);
+text_rule!(
+    /// An ISO 3166-1 alpha-2 code.
+    Country, |schema| {
+        schema.enum_items = address::ISO_3166_ALPHA_2.map(Value::from).to_vec();
+    }
+);
 
 pub struct AddressesApi {
     pub state: AppState,
@@ -21,17 +57,19 @@ pub struct AddressesApi {
 #[derive(Object)]
 struct CreateAddress {
     /// Street and number; 1–200 characters.
-    line1: String,
+    line1: Text<Line1>,
     /// Apartment, suite, ...; up to 200 characters.
-    line2: Option<String>,
+    #[oai(nullable)]
+    line2: Option<Text<Line2>>,
     /// 1–100 characters.
-    city: String,
+    city: Text<City>,
     /// State, province or county; up to 100 characters.
-    region: Option<String>,
+    #[oai(nullable)]
+    region: Option<Text<Region>>,
     /// 1–20 letters, digits, spaces and hyphens.
-    postal_code: String,
-    /// ISO 3166-1 alpha-2 code, e.g. `US`.
-    country: String,
+    postal_code: Text<PostalCode>,
+    /// ISO 3166-1 alpha-2 code, uppercase, e.g. `US`.
+    country: Text<Country>,
 }
 
 impl TryFrom<CreateAddress> for NewAddress {
@@ -39,12 +77,12 @@ impl TryFrom<CreateAddress> for NewAddress {
 
     fn try_from(b: CreateAddress) -> Result<Self, Self::Error> {
         NewAddress::parse(
-            &b.line1,
-            b.line2.as_deref(),
-            &b.city,
-            b.region.as_deref(),
-            &b.postal_code,
-            &b.country,
+            b.line1.as_str(),
+            b.line2.as_ref().map(Text::as_str),
+            b.city.as_str(),
+            b.region.as_ref().map(Text::as_str),
+            b.postal_code.as_str(),
+            b.country.as_str(),
         )
     }
 }
@@ -53,27 +91,33 @@ impl TryFrom<CreateAddress> for NewAddress {
 #[derive(Object)]
 struct Address {
     id: Uuid,
-    /// `pending` (being geocoded), `verified` (usable at checkout), `needs_review` (partial
-    /// match: confirm it or enter it again), `invalid` (not found) or `failed` (could not be
-    /// checked).
-    status: String,
+    status: AddressStatus,
     line1: String,
+    #[oai(nullable)]
     line2: Option<String>,
     city: String,
+    #[oai(nullable)]
     region: Option<String>,
     postal_code: String,
     country: String,
     /// The geocoder's normalised form.
+    #[oai(nullable)]
     formatted_address: Option<String>,
+    #[oai(nullable)]
     latitude: Option<f64>,
+    #[oai(nullable)]
     longitude: Option<f64>,
     /// The geocoder's place id.
+    #[oai(nullable)]
     place_id: Option<String>,
     /// Precision of the coordinates, e.g. `ROOFTOP` or `APPROXIMATE`.
+    #[oai(nullable)]
     location_type: Option<String>,
     /// Address components as the geocoder returned them.
+    #[oai(nullable)]
     components: Option<Value>,
     /// Why the address is `invalid` or `failed`.
+    #[oai(nullable)]
     error: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -83,7 +127,7 @@ impl From<AddressRow> for Address {
     fn from(a: AddressRow) -> Self {
         Self {
             id: a.id,
-            status: a.status,
+            status: AddressStatus::from_db(&a.status),
             line1: a.line1,
             line2: a.line2,
             city: a.city,
@@ -139,7 +183,7 @@ impl From<SubmitError> for ApiError {
         let message = e.to_string();
         match e {
             SubmitError::TooManyAddresses => Self::unprocessable(
-                "too_many_addresses",
+                ErrorCode::TooManyAddresses,
                 message,
                 json!({ "max": geocode::MAX_ADDRESSES_PER_USER }),
             ),
@@ -154,7 +198,7 @@ impl AddressesApi {
         let mut conn = self.state.pool.acquire().await?;
         db::addresses::find_owned(&mut conn, id, user_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("address"))
+            .ok_or_else(|| ApiError::not_found(ErrorCode::AddressNotFound))
     }
 }
 
@@ -212,7 +256,7 @@ impl AddressesApi {
         let user = self.state.user(auth.token()).await?;
         let mut conn = self.state.pool.acquire().await?;
         if !db::addresses::soft_delete(&mut conn, id.0, user.id).await? {
-            return Err(ApiError::not_found("address"));
+            return Err(ApiError::not_found(ErrorCode::AddressNotFound));
         }
         Ok(NoContent::Done)
     }
@@ -233,7 +277,7 @@ impl AddressesApi {
         drop(conn);
         let current = self.owned(id.0, user.id).await?;
         Err(ApiError::conflict(
-            "address_not_reviewable",
+            ErrorCode::AddressNotReviewable,
             format!(
                 "only an address in needs_review can be confirmed; this one is {}",
                 current.status

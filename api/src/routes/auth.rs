@@ -8,7 +8,23 @@ use shared::{
 };
 
 use super::{Tag, users::PrivateUser};
-use crate::{AppState, error::ApiError};
+use crate::{
+    AppState,
+    error::ApiError,
+    fields::{
+        Text,
+        rules::{EmailRule, Opaque, PasswordRule, UsernameRule},
+        text_rule,
+    },
+};
+
+text_rule!(
+    /// A username or an email, looked up as sent (a longer one names no account: 401).
+    LoginName, |schema| {
+        schema.max_length = Some(shared::domain::Email::MAX_CHARS);
+        schema.pattern = Some(shared::domain::text::NO_CONTROL_PATTERN.to_owned());
+    }
+);
 
 pub struct AuthApi {
     pub state: AppState,
@@ -17,28 +33,28 @@ pub struct AuthApi {
 /// A new account.
 #[derive(Object)]
 struct RegisterRequest {
-    /// 3–150 letters, digits or `_.@+-`.
-    username: String,
+    /// 3–150 ASCII letters, digits or `_.@+-`.
+    username: Text<UsernameRule>,
     /// A valid email address.
-    email: String,
+    email: Text<EmailRule>,
     /// 8–128 characters.
-    password: String,
+    password: Text<PasswordRule>,
 }
 
 /// Credentials.
 #[derive(Object)]
 struct TokenRequest {
     /// Username or email.
-    username: String,
+    username: Text<LoginName>,
     /// Password.
-    password: String,
+    password: Text<Opaque>,
 }
 
 /// A refresh token to rotate or revoke.
 #[derive(Object)]
 struct RefreshRequest {
     /// The opaque refresh token from the last token response.
-    refresh_token: String,
+    refresh_token: Text<Opaque>,
 }
 
 /// Issued tokens.
@@ -89,7 +105,11 @@ impl AuthApi {
         body: Json<RegisterRequest>,
         req: &Request,
     ) -> Result<Registered, ApiError> {
-        let user = NewUser::parse(&body.username, &body.email, &body.password)?;
+        let user = NewUser::parse(
+            body.username.as_str(),
+            body.email.as_str(),
+            body.password.as_str(),
+        )?;
         let ip = self.state.client_ip(req);
         let auth = &self.state.auth;
         auth.limit(LimitedAction::Register, ip.as_deref()).await?;
@@ -111,7 +131,11 @@ impl AuthApi {
         let pair = self
             .state
             .auth
-            .login(&body.username, &body.password, ip.as_deref())
+            .login(
+                body.username.as_str(),
+                body.password.as_str(),
+                ip.as_deref(),
+            )
             .await?;
         Ok(Json(pair.into()))
     }
@@ -127,13 +151,15 @@ impl AuthApi {
         let ip = self.state.client_ip(req);
         let auth = &self.state.auth;
         auth.limit(LimitedAction::Refresh, ip.as_deref()).await?;
-        Ok(Json(auth.refresh(&body.refresh_token).await?.into()))
+        Ok(Json(
+            auth.refresh(body.refresh_token.as_str()).await?.into(),
+        ))
     }
 
     /// Revoke the session (refresh-token family) this token belongs to.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
     async fn logout(&self, body: Json<RefreshRequest>) -> Result<NoContent, ApiError> {
-        self.state.auth.logout(&body.refresh_token).await?;
+        self.state.auth.logout(body.refresh_token.as_str()).await?;
         Ok(NoContent::Done)
     }
 }

@@ -5,7 +5,17 @@ use shared::{cart, db};
 use uuid::Uuid;
 
 use super::Tag;
-use crate::{AppState, error::ApiError, security::BearerAuth};
+use crate::{
+    AppState,
+    error::ApiError,
+    fields::{Int, int_rule},
+    security::BearerAuth,
+};
+
+int_rule!(
+    /// Units of one listing in the cart (a deployment may lower the maximum: `MAX_LINE_QUANTITY`).
+    LineQuantity = 1, shared::domain::money::MAX_LINE_QUANTITY_CEILING
+);
 
 pub struct CartApi {
     pub state: AppState,
@@ -58,7 +68,7 @@ impl From<cart::Cart> for Cart {
 #[derive(Object)]
 struct SetQuantity {
     /// Between 1 and the listing's available units.
-    quantity: i64,
+    quantity: Int<LineQuantity>,
 }
 
 #[derive(ApiResponse)]
@@ -95,7 +105,7 @@ impl CartApi {
             &self.state.settings.limits,
             user.id,
             listing_id.0,
-            body.quantity,
+            body.quantity.get(),
         )
         .await?;
         Ok(Json(cart::load(&self.state.pool, user.id).await?.into()))

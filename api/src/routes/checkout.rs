@@ -6,7 +6,27 @@ use shared::checkout::{self, AdmitError};
 use uuid::Uuid;
 
 use super::Tag;
-use crate::{AppState, error::ApiError, security::BearerAuth};
+use crate::{
+    AppState,
+    error::{ApiError, ErrorCode},
+    fields::{Text, rules::HeaderText},
+    security::BearerAuth,
+};
+
+/// Longest `Idempotency-Key`, in characters.
+const IDEMPOTENCY_KEY_MAX: usize = 255;
+
+/// An `Idempotency-Key`: header text of 1–255 characters.
+pub struct IdempotencyKey;
+
+impl crate::fields::StringRule for IdempotencyKey {
+    const NAME: &'static str = "IdempotencyKey";
+
+    fn declare(schema: &mut poem_openapi::registry::MetaSchema) {
+        HeaderText::declare(schema);
+        schema.max_length = Some(IDEMPOTENCY_KEY_MAX);
+    }
+}
 
 pub struct CheckoutApi {
     pub state: AppState,
@@ -49,15 +69,15 @@ impl From<AdmitError> for ApiError {
     fn from(e: AdmitError) -> Self {
         let message = e.to_string();
         match e {
-            AdmitError::EmptyCart => Self::unprocessable("empty_cart", message, json!({})),
+            AdmitError::EmptyCart => Self::unprocessable(ErrorCode::EmptyCart, message, json!({})),
             AdmitError::AddressNotFound => {
-                Self::unprocessable("address_not_found", message, json!({}))
+                Self::unprocessable(ErrorCode::AddressNotFound, message, json!({}))
             }
             AdmitError::AddressNotVerified => {
-                Self::unprocessable("address_not_verified", message, json!({}))
+                Self::unprocessable(ErrorCode::AddressNotVerified, message, json!({}))
             }
             AdmitError::ListingsUnavailable(ids) => Self::unprocessable(
-                "listing_unavailable",
+                ErrorCode::ListingUnavailable,
                 message,
                 json!({ "listing_ids": ids }),
             ),
@@ -68,22 +88,30 @@ impl From<AdmitError> for ApiError {
                         json!({ "listing_id": listing_id, "currency": currency })
                     })
                     .collect();
-                Self::unprocessable("currency_mismatch", message, json!({ "lines": lines }))
+                Self::unprocessable(
+                    ErrorCode::CurrencyMismatch,
+                    message,
+                    json!({ "lines": lines }),
+                )
             }
             AdmitError::LimitExceeded(limit) => limit.into(),
             AdmitError::CheckoutInProgress(job_id) => Self::conflict(
-                "checkout_in_progress",
+                ErrorCode::CheckoutInProgress,
                 message,
                 json!({ "job_id": job_id, "status_url": format!("/api/v1/jobs/{job_id}") }),
             ),
-            AdmitError::TooManyUnpaidOrders { limit } => {
-                Self::conflict("too_many_unpaid_orders", message, json!({ "limit": limit }))
-            }
-            AdmitError::OutOfStock(ids) => {
-                Self::conflict("out_of_stock", message, json!({ "listing_ids": ids }))
-            }
+            AdmitError::TooManyUnpaidOrders { limit } => Self::conflict(
+                ErrorCode::TooManyUnpaidOrders,
+                message,
+                json!({ "limit": limit }),
+            ),
+            AdmitError::OutOfStock(ids) => Self::conflict(
+                ErrorCode::OutOfStock,
+                message,
+                json!({ "listing_ids": ids }),
+            ),
             AdmitError::KeyReused => {
-                Self::unprocessable("idempotency_key_reused", message, json!({}))
+                Self::unprocessable(ErrorCode::IdempotencyKeyReused, message, json!({}))
             }
             AdmitError::Store(e) => e.into(),
             AdmitError::Gate(e) => Self::internal(&e),
@@ -105,14 +133,14 @@ impl CheckoutApi {
         auth: BearerAuth,
         /// A client-chosen key (1–255 characters) that makes retries safe.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        idempotency_key: Header<Text<IdempotencyKey>>,
         body: Json<CheckoutRequest>,
     ) -> Result<Accepted, ApiError> {
         let user = self.state.user(auth.token()).await?;
-        let key = idempotency_key.0.unwrap_or_default();
-        if key.is_empty() || key.len() > 255 {
+        let key = idempotency_key.0.as_str().to_owned();
+        if key.chars().count() > IDEMPOTENCY_KEY_MAX {
             return Err(ApiError::bad_request(
-                "idempotency_key_required",
+                ErrorCode::IdempotencyKeyRequired,
                 "an Idempotency-Key header of 1 to 255 characters is required",
             ));
         }

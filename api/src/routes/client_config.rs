@@ -27,6 +27,7 @@ struct ClientConfig {
     payment_mode: PaymentMode,
     /// Stripe's publishable key for Stripe.js; absent in development mode or when unset.
     #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
     stripe_publishable_key: Option<String>,
 }
 

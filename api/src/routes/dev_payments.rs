@@ -6,7 +6,11 @@ use shared::payment_events::dev::{self, DevOutcome, DevPaymentError};
 use uuid::Uuid;
 
 use super::Tag;
-use crate::{AppState, error::ApiError, security::BearerAuth};
+use crate::{
+    AppState,
+    error::{ApiError, ErrorCode},
+    security::BearerAuth,
+};
 
 pub struct DevPaymentsApi {
     pub state: AppState,
@@ -48,11 +52,15 @@ impl From<DevPaymentError> for ApiError {
     fn from(e: DevPaymentError) -> Self {
         let message = e.to_string();
         match e {
-            DevPaymentError::NotFound => Self::not_found("order"),
-            DevPaymentError::NotPending(status) => {
-                Self::conflict("order_not_pending", message, json!({ "status": status }))
+            DevPaymentError::NotFound => Self::not_found(ErrorCode::OrderNotFound),
+            DevPaymentError::NotPending(status) => Self::conflict(
+                ErrorCode::OrderNotPending,
+                message,
+                json!({ "status": status }),
+            ),
+            DevPaymentError::NotReady => {
+                Self::conflict(ErrorCode::PaymentNotReady, message, json!({}))
             }
-            DevPaymentError::NotReady => Self::conflict("payment_not_ready", message, json!({})),
             DevPaymentError::Store(e) => e.into(),
         }
     }

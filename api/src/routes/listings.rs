@@ -13,12 +13,59 @@ use shared::{
         listings::{ListingCursor, ListingQuery, ListingRow},
         users::UserRow,
     },
-    domain::{ListingPatch, ListingSort, NewListing, ValidationErrors, plain_text},
+    domain::{
+        ListingPatch, ListingSort, NewListing, ValidationErrors, listing, money::STRIPE_MAX_CHARGE,
+        no_control,
+    },
 };
 use uuid::Uuid;
 
 use super::Tag;
-use crate::{AppState, error::ApiError, security::BearerAuth};
+use crate::{
+    AppState,
+    error::{ApiError, ErrorCode},
+    fields::{
+        Int, Text, int_rule,
+        rules::{NoControl, Opaque, PageLimit},
+        text_rule,
+    },
+    security::BearerAuth,
+};
+
+text_rule!(
+    /// A listing's title.
+    Title = listing::TITLE
+);
+text_rule!(
+    /// A listing's description.
+    Description = listing::DESCRIPTION
+);
+text_rule!(
+    /// A currency code.
+    CurrencyCode, |schema| {
+        schema.pattern = Some(listing::CURRENCY_PATTERN.to_owned());
+    }
+);
+text_rule!(
+    /// An ordering of the search.
+    SortOrder, |schema| {
+        schema.enum_items = ["created_at", "-created_at", "price", "-price"]
+            .map(serde_json::Value::from)
+            .to_vec();
+    }
+);
+int_rule!(
+    /// A unit price in minor units (a deployment may lower the maximum: `MAX_UNIT_PRICE_CENTS`).
+    UnitPrice = 1, STRIPE_MAX_CHARGE
+);
+int_rule!(
+    /// Units of a new listing.
+    NewStock = 1, listing::MAX_QUANTITY
+);
+int_rule!(
+    /// Units of a listing after a change.
+    Stock = 0, listing::MAX_QUANTITY
+);
 
 pub struct ListingsApi {
     pub state: AppState,
@@ -76,27 +123,35 @@ impl From<ListingRow> for Listing {
 #[derive(Object)]
 struct CreateListing {
     /// 3–255 characters.
-    title: String,
+    title: Text<Title>,
     /// Up to 10,000 characters.
-    description: Option<String>,
+    #[oai(nullable)]
+    description: Option<Text<Description>>,
     /// Unit price in minor units, ≥ 1.
-    price_cents: i64,
-    /// ISO 4217 code; default `usd`.
-    currency: Option<String>,
+    price_cents: Int<UnitPrice>,
+    /// Lowercase ISO 4217 code; default `usd`.
+    #[oai(nullable)]
+    currency: Option<Text<CurrencyCode>>,
     /// Units for sale, ≥ 1.
-    quantity: i64,
+    quantity: Int<NewStock>,
 }
 
 /// Fields to change; omitted fields stay as they are.
 #[derive(Object)]
 struct UpdateListing {
-    title: Option<String>,
-    description: Option<String>,
-    price_cents: Option<i64>,
-    currency: Option<String>,
+    #[oai(nullable)]
+    title: Option<Text<Title>>,
+    #[oai(nullable)]
+    description: Option<Text<Description>>,
+    #[oai(nullable)]
+    price_cents: Option<Int<UnitPrice>>,
+    #[oai(nullable)]
+    currency: Option<Text<CurrencyCode>>,
     /// ≥ 0, and not below the units reserved by pending orders.
-    quantity: Option<i64>,
+    #[oai(nullable)]
+    quantity: Option<Int<Stock>>,
     /// `true` reactivates a deleted or deactivated listing.
+    #[oai(nullable)]
     is_active: Option<bool>,
 }
 
@@ -105,6 +160,7 @@ struct UpdateListing {
 struct ListingPage {
     items: Vec<Listing>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[oai(nullable)]
     next_cursor: Option<String>,
 }
 
@@ -128,7 +184,7 @@ impl ListingsApi {
         let mut conn = self.state.pool.acquire().await?;
         match db::listings::find(&mut conn, id).await? {
             Some(l) if l.is_active || viewer.is_some_and(|v| v.id == l.seller_id) => Ok(l),
-            _ => Err(ApiError::not_found("listing")),
+            _ => Err(ApiError::not_found(ErrorCode::ListingNotFound)),
         }
     }
 
@@ -137,7 +193,7 @@ impl ListingsApi {
         let listing = self.visible(id, Some(user)).await?;
         if listing.seller_id != user.id {
             return Err(ApiError::forbidden(
-                "not_owner",
+                ErrorCode::NotOwner,
                 "only the seller can change this listing",
             ));
         }
@@ -157,11 +213,11 @@ impl ListingsApi {
         let user = self.state.user(auth.token()).await?;
         let b = body.0;
         let listing = NewListing::parse(
-            &b.title,
-            b.description.as_deref(),
-            b.price_cents,
-            b.currency.as_deref(),
-            b.quantity,
+            b.title.as_str(),
+            b.description.as_ref().map(Text::as_str),
+            b.price_cents.get(),
+            b.currency.as_ref().map(Text::as_str),
+            b.quantity.get(),
             &self.state.settings.limits,
         )?;
         let mut conn = self.state.pool.acquire().await?;
@@ -177,27 +233,27 @@ impl ListingsApi {
         &self,
         req: &Request,
         /// Search terms, space-separated.
-        q: Query<Option<String>>,
+        q: Query<Option<Text<NoControl>>>,
         /// Only this seller's listings (username).
-        seller: Query<Option<String>>,
+        seller: Query<Option<Text<NoControl>>>,
         /// `created_at`, `-created_at` (default), `price` or `-price`.
-        sort: Query<Option<String>>,
+        sort: Query<Option<Text<SortOrder>>>,
         /// Page size, 1–100 (default 20).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Int<PageLimit>>>,
         /// `next_cursor` from the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Text<Opaque>>>,
     ) -> Result<Json<ListingPage>, ApiError> {
         let viewer = self.state.optional_user(req).await?;
         let mut errors = ValidationErrors::default();
         let sort: ListingSort = sort
             .0
-            .as_deref()
-            .map_or(Ok(ListingSort::default()), str::parse)
+            .as_ref()
+            .map_or(Ok(ListingSort::default()), |s| s.as_str().parse())
             .unwrap_or_else(|e| {
                 errors.0.extend(e.0);
                 ListingSort::default()
             });
-        let limit = limit.0.unwrap_or(20);
+        let limit = limit.0.map_or(20, |l| l.get());
         if !(1..=100).contains(&limit) {
             errors
                 .0
@@ -206,23 +262,24 @@ impl ListingsApi {
         // A bad cursor is refused on its own (400), before any other check.
         let cursor = cursor
             .0
-            .as_deref()
-            .map(|c| ListingCursor::decode(c, sort))
+            .as_ref()
+            .map(|c| ListingCursor::decode(c.as_str(), sort))
             .transpose()?;
         for (field, value) in [("q", &q.0), ("seller", &seller.0)] {
             if let Some(value) = value {
-                errors.check(plain_text(field, value, false));
+                errors.check(no_control(field, value.as_str()));
             }
         }
         let terms =
-            q.0.unwrap_or_default()
+            q.0.as_ref()
+                .map_or("", |q| q.as_str())
                 .split_whitespace()
                 .take(10)
                 .map(str::to_owned)
                 .collect();
         let query = errors.finish(|| ListingQuery {
             terms,
-            seller: seller.0,
+            seller: seller.0.map(|s| s.as_str().to_owned()),
             sort,
             limit,
             cursor,
@@ -257,11 +314,11 @@ impl ListingsApi {
         let user = self.state.user(auth.token()).await?;
         let b = body.0;
         let patch = ListingPatch::parse(
-            b.title.as_deref(),
-            b.description.as_deref(),
-            b.price_cents,
-            b.currency.as_deref(),
-            b.quantity,
+            b.title.as_ref().map(Text::as_str),
+            b.description.as_ref().map(Text::as_str),
+            b.price_cents.as_ref().map(Int::get),
+            b.currency.as_ref().map(Text::as_str),
+            b.quantity.as_ref().map(Int::get),
             b.is_active,
             &self.state.settings.limits,
         )?;
@@ -281,7 +338,7 @@ impl ListingsApi {
             }
             Err(e) if e.constraint() == Some("listings_reserved_within_quantity") => {
                 Err(ApiError::conflict(
-                    "quantity_below_reserved",
+                    ErrorCode::QuantityBelowReserved,
                     "quantity cannot be lower than the units reserved by pending orders",
                     serde_json::json!({ "field": "quantity" }),
                 ))

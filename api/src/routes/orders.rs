@@ -20,7 +20,29 @@ use shared::{
 use uuid::Uuid;
 
 use super::{Tag, checkout::JobAccepted};
-use crate::{AppState, error::ApiError, optional_body::OptionalJson, security::BearerAuth};
+use crate::{
+    AppState,
+    error::{ApiError, ErrorCode},
+    fields::{
+        IdList, Int, Text,
+        rules::{Opaque, PageLimit},
+        text_rule,
+    },
+    optional_body::OptionalJson,
+    security::BearerAuth,
+    statuses::{LineStatus, OrderStatus},
+};
+
+text_rule!(
+    /// Whose orders: as buyer or as seller.
+    Role, |schema| {
+        schema.enum_items = vec!["buyer".into(), "seller".into()];
+    }
+);
+text_rule!(
+    /// A carrier's tracking code.
+    TrackingCode = shipments::TRACKING_CODE
+);
 
 pub struct OrdersApi {
     pub state: AppState,
@@ -30,15 +52,17 @@ pub struct OrdersApi {
 #[derive(Object)]
 struct OrderLine {
     id: Uuid,
+    #[oai(nullable)]
     listing_id: Option<Uuid>,
     title: String,
     unit_price_cents: i64,
     currency: String,
     quantity: i32,
+    #[oai(nullable)]
     seller_id: Option<Uuid>,
     seller_username: String,
-    /// `awaiting_payment`, `awaiting_shipment`, `shipped`, `cancelled`, `refunded`.
-    status: String,
+    status: LineStatus,
+    #[oai(nullable)]
     tracking_code: Option<String>,
 }
 
@@ -53,7 +77,7 @@ impl From<OrderLineRow> for OrderLine {
             quantity: l.quantity,
             seller_id: l.seller_id,
             seller_username: l.seller_username,
-            status: l.status,
+            status: LineStatus::from_db(&l.status),
             tracking_code: l.tracking_code,
         }
     }
@@ -63,16 +87,18 @@ impl From<OrderLineRow> for OrderLine {
 #[derive(Object)]
 struct Order {
     id: Uuid,
-    /// `pending_payment`, `paid`, `partially_refunded`, `expired`, `cancelled` or `refunded`.
-    status: String,
+    status: OrderStatus,
+    #[oai(nullable)]
     status_reason: Option<String>,
     /// Total of the lines shown (a seller sees only their own lines and their total).
     total_cents: i64,
     currency: String,
     lines: Vec<OrderLine>,
     shipping_address: Value,
+    #[oai(nullable)]
     payment_intent_id: Option<String>,
     /// Only for the buyer, only while payment is pending.
+    #[oai(nullable)]
     client_secret: Option<String>,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -82,6 +108,7 @@ struct Order {
 #[derive(Object)]
 struct OrderPage {
     items: Vec<Order>,
+    #[oai(nullable)]
     next_cursor: Option<String>,
 }
 
@@ -96,9 +123,9 @@ enum Cancelled {
 #[derive(Object)]
 struct ShipmentRequest {
     /// Lines of this order, all sold by the caller and awaiting shipment (1–100).
-    line_ids: Vec<Uuid>,
+    line_ids: IdList,
     /// The carrier's tracking code, 1–150 characters.
-    tracking_code: String,
+    tracking_code: Text<TrackingCode>,
 }
 
 /// Which lines to refund.
@@ -107,7 +134,7 @@ struct RefundRequest {
     /// Lines of this order awaiting shipment (1–100). A buyer may name any of them, a seller
     /// only their own. Leave the body out to refund the whole order (buyer only, and only while
     /// nothing has shipped).
-    line_ids: Vec<Uuid>,
+    line_ids: IdList,
 }
 
 #[derive(ApiResponse)]
@@ -121,25 +148,31 @@ impl From<RefundRequestError> for ApiError {
     fn from(e: RefundRequestError) -> Self {
         let message = e.to_string();
         match e {
-            RefundRequestError::NotFound => Self::not_found("order"),
-            RefundRequestError::NotPaid(status) => {
-                Self::conflict("order_not_paid", message, json!({ "status": status }))
+            RefundRequestError::NotFound => Self::not_found(ErrorCode::OrderNotFound),
+            RefundRequestError::NotPaid(status) => Self::conflict(
+                ErrorCode::OrderNotPaid,
+                message,
+                json!({ "status": status }),
+            ),
+            RefundRequestError::Shipped => {
+                Self::conflict(ErrorCode::OrderShipped, message, json!({}))
             }
-            RefundRequestError::Shipped => Self::conflict("order_shipped", message, json!({})),
             RefundRequestError::UnknownLines(ids) => {
                 let details = json!({ "fields": { "line_ids": message }, "line_ids": ids });
-                Self::unprocessable("validation_failed", message, details)
+                Self::unprocessable(ErrorCode::ValidationFailed, message, details)
             }
-            RefundRequestError::NotSeller(_) => Self::forbidden("not_line_seller", &message),
+            RefundRequestError::NotSeller(_) => Self::forbidden(ErrorCode::NotLineSeller, &message),
             RefundRequestError::LinesRequired => Self::from(ValidationErrors::single(
                 "line_ids",
                 "a seller names the lines to refund",
             )),
-            RefundRequestError::NotRefundable(ids) => {
-                Self::conflict("line_not_refundable", message, json!({ "line_ids": ids }))
-            }
+            RefundRequestError::NotRefundable(ids) => Self::conflict(
+                ErrorCode::LineNotRefundable,
+                message,
+                json!({ "line_ids": ids }),
+            ),
             RefundRequestError::InProgress(job_id) => Self::conflict(
-                "refund_in_progress",
+                ErrorCode::RefundInProgress,
                 message,
                 json!({ "job_id": job_id, "status_url": format!("/api/v1/jobs/{job_id}") }),
             ),
@@ -152,19 +185,25 @@ impl From<ShipError> for ApiError {
     fn from(e: ShipError) -> Self {
         let message = e.to_string();
         match e {
-            ShipError::OrderNotFound => Self::not_found("order"),
+            ShipError::OrderNotFound => Self::not_found(ErrorCode::OrderNotFound),
             ShipError::UnknownLines(ids) => {
                 let details = json!({ "fields": { "line_ids": message }, "line_ids": ids });
-                Self::unprocessable("validation_failed", message, details)
+                Self::unprocessable(ErrorCode::ValidationFailed, message, details)
             }
-            ShipError::NotSeller(_) => Self::forbidden("not_line_seller", &message),
-            ShipError::NotPaid(status) => {
-                Self::conflict("order_not_paid", message, json!({ "status": status }))
+            ShipError::NotSeller(_) => Self::forbidden(ErrorCode::NotLineSeller, &message),
+            ShipError::NotPaid(status) => Self::conflict(
+                ErrorCode::OrderNotPaid,
+                message,
+                json!({ "status": status }),
+            ),
+            ShipError::RefundInProgress => {
+                Self::conflict(ErrorCode::RefundInProgress, message, json!({}))
             }
-            ShipError::RefundInProgress => Self::conflict("refund_in_progress", message, json!({})),
-            ShipError::NotShippable(ids) => {
-                Self::conflict("line_not_shippable", message, json!({ "line_ids": ids }))
-            }
+            ShipError::NotShippable(ids) => Self::conflict(
+                ErrorCode::LineNotShippable,
+                message,
+                json!({ "line_ids": ids }),
+            ),
             ShipError::Store(e) => e.into(),
         }
     }
@@ -174,11 +213,15 @@ impl From<CancelError> for ApiError {
     fn from(e: CancelError) -> Self {
         let message = e.to_string();
         match e {
-            CancelError::NotFound => Self::not_found("order"),
-            CancelError::NotPending(status) => {
-                Self::conflict("order_not_pending", message, json!({ "status": status }))
+            CancelError::NotFound => Self::not_found(ErrorCode::OrderNotFound),
+            CancelError::NotPending(status) => Self::conflict(
+                ErrorCode::OrderNotPending,
+                message,
+                json!({ "status": status }),
+            ),
+            CancelError::AlreadyPaid => {
+                Self::conflict(ErrorCode::OrderAlreadyPaid, message, json!({}))
             }
-            CancelError::AlreadyPaid => Self::conflict("order_already_paid", message, json!({})),
             CancelError::PaymentUnavailable(_) => {
                 Self::unavailable("the payment provider is unavailable; try again")
             }
@@ -202,7 +245,7 @@ fn view(order: OrderRow, lines: Vec<OrderLineRow>, viewer: Uuid) -> Order {
         .flatten();
     Order {
         id: order.id,
-        status: order.status,
+        status: OrderStatus::from_db(&order.status),
         status_reason: order.status_reason,
         total_cents,
         currency: order.currency,
@@ -222,13 +265,13 @@ impl OrdersApi {
         let mut conn = self.state.pool.acquire().await?;
         let order = db::orders::find(&mut conn, id)
             .await?
-            .ok_or_else(|| ApiError::not_found("order"))?;
+            .ok_or_else(|| ApiError::not_found(ErrorCode::OrderNotFound))?;
         let seller_filter = if order.buyer_id == Some(viewer) {
             None
         } else if db::orders::is_seller_of(&mut conn, id, viewer).await? {
             Some(viewer)
         } else {
-            return Err(ApiError::not_found("order"));
+            return Err(ApiError::not_found(ErrorCode::OrderNotFound));
         };
         let lines = db::orders::lines(&mut conn, &[id], seller_filter).await?;
         Ok(view(order, lines, viewer))
@@ -243,28 +286,28 @@ impl OrdersApi {
         &self,
         auth: BearerAuth,
         /// `buyer` (default) or `seller`.
-        role: Query<Option<String>>,
+        role: Query<Option<Text<Role>>>,
         /// Page size, 1–100 (default 20).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Int<PageLimit>>>,
         /// `next_cursor` from the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Text<Opaque>>>,
     ) -> Result<Json<OrderPage>, ApiError> {
         let user = self.state.user(auth.token()).await?;
-        let role = match role.0.as_deref() {
+        let role = match role.0.as_ref().map(Text::as_str) {
             None | Some("buyer") => OrderRole::Buyer,
             Some("seller") => OrderRole::Seller,
             Some(_) => {
                 return Err(ValidationErrors::single("role", "must be buyer or seller").into());
             }
         };
-        let limit = limit.0.unwrap_or(20);
+        let limit = limit.0.map_or(20, |l| l.get());
         if !(1..=100).contains(&limit) {
             return Err(ValidationErrors::single("limit", "must be between 1 and 100").into());
         }
         let before = cursor
             .0
-            .as_deref()
-            .map(OrderCursor::decode)
+            .as_ref()
+            .map(|c| OrderCursor::decode(c.as_str()))
             .transpose()?
             .map(|c| c.0);
         let mut conn = self.state.pool.acquire().await?;
@@ -316,7 +359,7 @@ impl OrdersApi {
         body: OptionalJson<RefundRequest>,
     ) -> Result<RefundAccepted, ApiError> {
         let user = self.state.user(auth.token()).await?;
-        let line_ids = body.0.as_ref().map(|b| b.line_ids.as_slice());
+        let line_ids = body.0.as_ref().map(|b| b.line_ids.0.as_slice());
         let scope = RefundScope::parse(line_ids)?;
         let accepted = refunds::request(&self.state.pool, id.0, user.id, &scope).await?;
         if accepted.created {
@@ -347,7 +390,7 @@ impl OrdersApi {
         body: Json<ShipmentRequest>,
     ) -> Result<Json<Order>, ApiError> {
         let user = self.state.user(auth.token()).await?;
-        let shipment = Shipment::parse(&body.line_ids, &body.tracking_code)?;
+        let shipment = Shipment::parse(&body.line_ids.0, body.tracking_code.as_str())?;
         shipments::ship(&self.state.pool, id.0, user.id, &shipment).await?;
         Ok(Json(self.visible(id.0, user.id).await?))
     }

@@ -9,7 +9,25 @@ use shared::{
 use uuid::Uuid;
 
 use super::Tag;
-use crate::{AppState, error::ApiError, security::BearerAuth};
+use crate::{
+    AppState,
+    error::{ApiError, ErrorCode},
+    fields::{
+        Text,
+        rules::{EmailRule, NoControl, Opaque, PasswordRule},
+        text_rule,
+    },
+    security::BearerAuth,
+};
+
+text_rule!(
+    /// A display name.
+    DisplayName = shared::domain::user::DISPLAY_NAME
+);
+text_rule!(
+    /// A bio.
+    Bio = shared::domain::user::BIO
+);
 
 pub struct UsersApi {
     pub state: AppState,
@@ -53,20 +71,23 @@ struct PublicUser {
 #[derive(Object)]
 struct UpdateProfile {
     /// A valid email, unique.
-    email: Option<String>,
+    #[oai(nullable)]
+    email: Option<Text<EmailRule>>,
     /// Up to 150 characters.
-    display_name: Option<String>,
+    #[oai(nullable)]
+    display_name: Option<Text<DisplayName>>,
     /// Up to 2000 characters.
-    bio: Option<String>,
+    #[oai(nullable)]
+    bio: Option<Text<Bio>>,
 }
 
 /// A password change.
 #[derive(Object)]
 struct ChangePassword {
     /// The password in use now.
-    current_password: String,
+    current_password: Text<Opaque>,
     /// 8–128 characters.
-    new_password: String,
+    new_password: Text<PasswordRule>,
 }
 
 /// Money a seller holds in one currency.
@@ -108,15 +129,15 @@ impl UsersApi {
     ) -> Result<Json<PrivateUser>, ApiError> {
         let user = self.state.user(auth.token()).await?;
         let patch = ProfilePatch::parse(
-            body.email.as_deref(),
-            body.display_name.as_deref(),
-            body.bio.as_deref(),
+            body.email.as_ref().map(Text::as_str),
+            body.display_name.as_ref().map(Text::as_str),
+            body.bio.as_ref().map(Text::as_str),
         )?;
         let mut conn = self.state.pool.acquire().await?;
         match db::users::update_profile(&mut conn, user.id, &patch).await {
             Ok(row) => Ok(Json(row.into())),
             Err(e) if e.constraint() == Some("users_email_key") => Err(ApiError::conflict(
-                "email_taken",
+                ErrorCode::EmailTaken,
                 "email is already taken",
                 serde_json::json!({ "field": "email" }),
             )),
@@ -152,7 +173,11 @@ impl UsersApi {
             .limit(shared::auth::LimitedAction::PasswordChange, ip.as_deref())
             .await?;
         accounts
-            .change_password(&user, &body.current_password, &body.new_password)
+            .change_password(
+                &user,
+                body.current_password.as_str(),
+                body.new_password.as_str(),
+            )
             .await?;
         Ok(NoContent::Done)
     }
@@ -176,12 +201,16 @@ impl UsersApi {
 
     /// A user's public profile.
     #[oai(path = "/:username", method = "get", operation_id = "get_user")]
-    async fn get_user(&self, username: Path<String>) -> Result<Json<PublicUser>, ApiError> {
-        shared::domain::plain_text("username", &username, false)?;
+    async fn get_user(
+        &self,
+        username: Path<Text<NoControl>>,
+    ) -> Result<Json<PublicUser>, ApiError> {
+        let username = username.0.as_str();
+        shared::domain::no_control("username", username)?;
         let mut conn = self.state.pool.acquire().await?;
-        let u = db::users::find_active_by_username(&mut conn, &username)
+        let u = db::users::find_active_by_username(&mut conn, username)
             .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
+            .ok_or_else(|| ApiError::not_found(ErrorCode::UserNotFound))?;
         Ok(Json(PublicUser {
             id: u.id,
             username: u.username,

@@ -10,7 +10,11 @@ use poem_openapi::{
 use shared::payment_events::{self, Receipt, ReceiveError};
 
 use super::Tag;
-use crate::{AppState, error::ApiError};
+use crate::{
+    AppState,
+    error::{ApiError, ErrorCode},
+    fields::{Text, rules::HeaderText},
+};
 
 pub struct WebhooksApi {
     pub state: AppState,
@@ -68,8 +72,10 @@ enum Acknowledged {
 impl From<ReceiveError> for ApiError {
     fn from(e: ReceiveError) -> Self {
         match e {
-            ReceiveError::Signature(e) => Self::bad_request("invalid_signature", e.to_string()),
-            ReceiveError::Payload(message) => Self::bad_request("invalid_payload", message),
+            ReceiveError::Signature(e) => {
+                Self::bad_request(ErrorCode::InvalidSignature, e.to_string())
+            }
+            ReceiveError::Payload(message) => Self::bad_request(ErrorCode::InvalidPayload, message),
             ReceiveError::Store(e) => e.into(),
         }
     }
@@ -89,7 +95,7 @@ impl WebhooksApi {
     )]
     async fn stripe(
         &self,
-        #[oai(name = "Stripe-Signature")] signature: Header<Option<String>>,
+        #[oai(name = "Stripe-Signature")] signature: Header<Option<Text<HeaderText>>>,
         body: RawJson,
     ) -> Result<Acknowledged, ApiError> {
         let state = &self.state;
@@ -98,14 +104,14 @@ impl WebhooksApi {
                 tracing::error!("Stripe webhook refused: STRIPE_WEBHOOK_SECRET is not set");
             }
             return Err(ApiError::bad_request(
-                "webhooks_disabled",
+                ErrorCode::WebhooksDisabled,
                 "webhooks are disabled: STRIPE_WEBHOOK_SECRET is not set",
             ));
         };
         let receipt = payment_events::receive(
             &state.pool,
             secret,
-            signature.0.as_deref(),
+            signature.0.as_ref().map(Text::as_str),
             &body.0,
             chrono::Utc::now().timestamp(),
         )

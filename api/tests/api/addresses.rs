@@ -94,7 +94,7 @@ fn address_body(line1: &str) -> Value {
         "city": "Mountain View",
         "region": "CA",
         "postal_code": "94043",
-        "country": "us"
+        "country": "US"
     })
 }
 

@@ -92,6 +92,69 @@ async fn a_wrong_method_is_a_405_envelope() {
 
     // Assert
     assert_error(&resp, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_eq!(resp.headers["allow"], "POST");
+}
+
+#[tokio::test]
+async fn every_405_names_the_methods_the_path_allows() {
+    let app = TestApp::spawn().await;
+    for (method, path, allow) in [
+        ("PUT", "/api/v1/users/me", "DELETE, GET, HEAD, PATCH"),
+        ("POST", "/api/v1/users/alice", "GET, HEAD"),
+        (
+            "TRACE",
+            "/api/v1/listings/0190e9a2-7c3b-7000-8000-000000000000",
+            "DELETE, GET, HEAD, PATCH",
+        ),
+        ("DELETE", "/health/live", "GET, HEAD"),
+    ] {
+        let resp = app.request(method, path, None, None).await;
+        assert_eq!(
+            resp.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(resp.headers["allow"], allow, "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn a_number_or_boolean_where_text_belongs_is_refused_not_coerced() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.signed_up("alice").await;
+    let cases = [
+        (
+            "/api/v1/listings",
+            Some(token.as_str()),
+            json!({ "title": true, "price_cents": 100, "quantity": 1 }),
+        ),
+        (
+            "/api/v1/auth/logout",
+            None,
+            json!({ "refresh_token": -4.7e16 }),
+        ),
+        (
+            "/api/v1/auth/token",
+            None,
+            json!({ "username": 12, "password": "x" }),
+        ),
+        (
+            "/api/v1/listings",
+            Some(token.as_str()),
+            json!({ "title": "A lamp", "price_cents": "100", "quantity": 1 }),
+        ),
+        (
+            "/api/v1/listings",
+            Some(token.as_str()),
+            json!({ "title": "A lamp", "price_cents": 1.5, "quantity": 1 }),
+        ),
+    ];
+    for (path, token, body) in cases {
+        let resp = app.post(path, token, body.clone()).await;
+        assert_error(&resp, StatusCode::BAD_REQUEST, "bad_request");
+        assert!(resp.body["error"]["message"].is_string(), "{body}");
+    }
+    assert_eq!(count(&app, "SELECT count(*) FROM listings").await, 0);
 }
 
 #[tokio::test]

@@ -28,3 +28,59 @@ async fn the_document_is_served_and_lists_error_statuses() {
         assert!(register.get(status).is_some(), "register lacks {status}");
     }
 }
+
+/// Every property a schema does not require is one the code may send as `null` (an `Option`),
+/// so it must say `nullable`: a client generated from the document must expect the `null`.
+#[tokio::test]
+async fn every_optional_property_is_declared_nullable() {
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value =
+        serde_json::from_str(&api::openapi(&app.state).spec()).expect("the document is JSON");
+    let mut missing = Vec::new();
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        for (prop, s) in schema["properties"].as_object().into_iter().flatten() {
+            if !required.contains(&prop.as_str()) && s["nullable"] != true {
+                missing.push(format!("{name}.{prop}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "optional but not nullable: {missing:?}");
+}
+
+/// Statuses and error codes are enums, so a client can switch on them exhaustively.
+#[tokio::test]
+async fn statuses_kinds_and_error_codes_are_enums() {
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value =
+        serde_json::from_str(&api::openapi(&app.state).spec()).expect("the document is JSON");
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "ErrorCode",
+        "OrderStatus",
+        "LineStatus",
+        "JobStatus",
+        "AddressStatus",
+    ] {
+        let values = schemas[name]["enum"].as_array();
+        assert!(
+            values.is_some_and(|v| !v.is_empty()),
+            "{name} is not an enum"
+        );
+    }
+    let code = schemas["ErrorDetail"]["properties"]["code"].to_string();
+    assert!(code.contains("#/components/schemas/ErrorCode"), "{code}");
+    let kinds: Vec<&str> = schemas["Job"]["discriminator"]["mapping"]
+        .as_object()
+        .expect("jobs are told apart by kind")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(kinds, ["checkout", "geocode_address", "refund_order"]);
+    let checkout = &doc["paths"]["/api/v1/checkout"]["post"]["parameters"][0];
+    assert_eq!(checkout["name"], "Idempotency-Key");
+    assert_eq!(checkout["required"], true);
+}

@@ -149,7 +149,7 @@ async fn changing_the_password_with_a_wrong_current_password_is_a_422_and_keeps_
     let resp = change_password(&app, &token, "not my password", NEW_PASSWORD).await;
 
     // Assert
-    assert_error(&resp, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_error(&resp, StatusCode::UNPROCESSABLE_ENTITY, "wrong_password");
     assert_eq!(invalid_fields(&resp), ["current_password"]);
     assert_eq!(
         app.get("/api/v1/users/me", Some(&token)).await.status,

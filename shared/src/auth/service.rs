@@ -14,7 +14,7 @@ use super::{
 use crate::{
     config::AuthSettings,
     db::{self, StoreError, users::UserRow},
-    domain::{NewUser, Password, ValidationErrors, plain_text},
+    domain::{NewUser, Password, ValidationErrors, no_control},
 };
 
 /// Longer than any username (150) or email (254): such a login names no account.
@@ -44,6 +44,9 @@ pub enum AuthError {
     /// Wrong username/email or password.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A password change whose current password is wrong (the session itself is valid).
+    #[error("the current password is incorrect")]
+    WrongPassword,
     /// Too many failures; try again after this many seconds.
     #[error("too many failed attempts")]
     Throttled {
@@ -142,7 +145,7 @@ impl Authenticator {
         // The connection goes back to the pool before the (slow) password check and before the
         // transaction below takes another one: holding it would let concurrent logins exhaust
         // the pool and wait on each other until the acquire timeout.
-        plain_text("username", login, false)?;
+        no_control("username", login)?;
         // No account has a longer name or email: refuse before it becomes a lookup and a
         // throttling key.
         if login.chars().count() > MAX_LOGIN_CHARS {
@@ -252,7 +255,7 @@ impl Authenticator {
     ) -> Result<(), AuthError> {
         let new = Password::parse("new_password", new)?;
         if !verify_password(current.to_owned(), user.password_hash.clone()).await? {
-            return Err(ValidationErrors::single("current_password", "is incorrect").into());
+            return Err(AuthError::WrongPassword);
         }
         let hash = hash_password(new.expose().to_owned()).await?;
         let mut tx = self.pool.begin().await?;

@@ -2,10 +2,10 @@
 //!
 //! These checks only make an address worth geocoding; whether it exists is the geocoder's call.
 
-use super::validation::ValidationErrors;
+use super::{text::TextRule, validation::ValidationErrors};
 
 /// Every officially assigned ISO 3166-1 alpha-2 code, sorted (so it can be binary-searched).
-const ISO_3166_ALPHA_2: [&str; 249] = [
+pub const ISO_3166_ALPHA_2: [&str; 249] = [
     "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
     "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
     "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
@@ -24,21 +24,28 @@ const ISO_3166_ALPHA_2: [&str; 249] = [
     "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
 ];
 
-/// Longest street line, in characters.
-const MAX_LINE: usize = 200;
-/// Longest city or region, in characters.
-const MAX_PLACE: usize = 100;
+/// The street and number.
+pub const LINE1: TextRule = TextRule::line(1, 200);
+/// Apartment, suite, ...; blank means none.
+pub const LINE2: TextRule = TextRule::line(0, 200);
+/// The city.
+pub const CITY: TextRule = TextRule::line(1, 100);
+/// State, province or county; blank means none.
+pub const REGION: TextRule = TextRule::line(0, 100);
 /// Longest postal code, in characters (the longest national formats are about 10).
-const MAX_POSTAL_CODE: usize = 20;
+pub const MAX_POSTAL_CODE: usize = 20;
+/// A postal code as the OpenAPI document declares it (with `maxLength` [`MAX_POSTAL_CODE`]):
+/// ASCII letters, digits, spaces and hyphens, trimmed like any text.
+pub const POSTAL_CODE_PATTERN: &str = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9-](?:[A-Za-z0-9 -]*[A-Za-z0-9-])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
 
 /// An officially assigned ISO 3166-1 alpha-2 country code, uppercase (`US`, `DE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CountryCode(String);
 
 impl CountryCode {
-    /// Accepts an assigned code in either case.
+    /// Accepts an assigned code, uppercase as sent (the document lists them as an enum).
     pub fn parse(value: &str) -> Result<Self, ValidationErrors> {
-        let upper = value.trim().to_ascii_uppercase();
+        let upper = value.to_owned();
         if ISO_3166_ALPHA_2.binary_search(&upper.as_str()).is_err() {
             return Err(ValidationErrors::single(
                 "country",
@@ -82,10 +89,10 @@ impl NewAddress {
         country: &str,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let line1 = errors.check(required("line1", line1, MAX_LINE));
-        let line2 = errors.check(optional("line2", line2, MAX_LINE));
-        let city = errors.check(required("city", city, MAX_PLACE));
-        let region = errors.check(optional("region", region, MAX_PLACE));
+        let line1 = errors.check(LINE1.check("line1", line1));
+        let line2 = errors.check(optional(LINE2, "line2", line2));
+        let city = errors.check(CITY.check("city", city));
+        let region = errors.check(optional(REGION, "region", region));
         let postal_code = errors.check(postal(postal_code));
         let country = errors.check(CountryCode::parse(country));
         match (line1, line2, city, region, postal_code, country) {
@@ -109,42 +116,21 @@ impl NewAddress {
     }
 }
 
-/// A trimmed, non-blank value of at most `max` characters without control characters (they
-/// would only corrupt labels, and the geocoder's cache key relies on line breaks as separators).
-fn required(field: &'static str, value: &str, max: usize) -> Result<String, ValidationErrors> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(ValidationErrors::single(field, "is required"));
-    }
-    if trimmed.chars().count() > max {
-        return Err(ValidationErrors::single(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ValidationErrors::single(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(trimmed.to_owned())
-}
-
-/// Like [`required`], but absent or blank is `None`.
+/// An optional line: absent or blank is `None`.
 fn optional(
+    rule: TextRule,
     field: &'static str,
     value: Option<&str>,
-    max: usize,
 ) -> Result<Option<String>, ValidationErrors> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
+    match value {
         None => Ok(None),
-        Some(v) => required(field, v, max).map(Some),
+        Some(v) => Ok(Some(rule.check(field, v)?).filter(|v| !v.is_empty())),
     }
 }
 
+/// A postal code: [`POSTAL_CODE_PATTERN`] as a check.
 fn postal(value: &str) -> Result<String, ValidationErrors> {
-    let code = required("postal_code", value, MAX_POSTAL_CODE)?;
+    let code = TextRule::line(1, MAX_POSTAL_CODE).check("postal_code", value)?;
     if !code
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
@@ -166,14 +152,14 @@ mod tests {
     }
 
     #[test]
-    fn a_complete_address_is_trimmed_and_its_country_uppercased() {
+    fn a_complete_address_is_trimmed() {
         let a = NewAddress::parse(
             " 1600 Amphitheatre Pkwy ",
             Some("  "),
             "Mountain View",
             Some("CA"),
             "94043",
-            "us",
+            "US",
         )
         .unwrap();
         assert_eq!(a.line1, "1600 Amphitheatre Pkwy");
@@ -194,11 +180,24 @@ mod tests {
 
     #[test]
     fn only_assigned_iso_codes_are_countries() {
-        for ok in ["US", "de", "Gb", " jp "] {
+        for ok in ["US", "DE", "GB", "JP"] {
             assert!(CountryCode::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "U", "USA", "UK", "XX", "ZZ", "1A"] {
+        for bad in ["", "U", "USA", "UK", "XX", "ZZ", "1A", "us", " JP "] {
             assert!(CountryCode::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn the_postal_code_pattern_accepts_exactly_what_the_check_accepts(
+            value in crate::domain::text::tests::tricky_text(24)
+        ) {
+            let re = regex::Regex::new(POSTAL_CODE_PATTERN).unwrap();
+            let documented = re.is_match(&value) && value.chars().count() <= MAX_POSTAL_CODE;
+            proptest::prop_assert_eq!(documented, postal(&value).is_ok(), "{:?}", value);
         }
     }
 

@@ -2,19 +2,26 @@
 
 use std::str::FromStr;
 
-use super::{
-    money::MoneyLimits,
-    validation::{ValidationErrors, text_block, text_len},
-};
+use super::{money::MoneyLimits, text::TextRule, validation::ValidationErrors};
+
+/// A listing's title.
+pub const TITLE: TextRule = TextRule::line(3, 255);
+/// A listing's description.
+pub const DESCRIPTION: TextRule = TextRule::block(0, 10_000);
+/// A lowercase three-letter currency code, as the OpenAPI document declares it.
+pub const CURRENCY_PATTERN: &str = "^[a-z]{3}$";
+/// Units of stock a listing may have.
+pub const MAX_QUANTITY: i64 = 1_000_000;
 
 /// A lowercase ISO 4217 code such as `usd`. Defaults to `usd`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Currency(String);
 
 impl Currency {
-    /// Validates a three-letter code, accepting either case.
+    /// Validates a three-letter lowercase code (exactly: `USD` or ` usd` is refused, so the
+    /// document's pattern and the server agree).
     pub fn parse(value: &str) -> Result<Self, ValidationErrors> {
-        let lower = value.trim().to_ascii_lowercase();
+        let lower = value.to_owned();
         if lower.len() != 3 || !lower.chars().all(|c| c.is_ascii_lowercase()) {
             return Err(ValidationErrors::single(
                 "currency",
@@ -35,9 +42,6 @@ impl Default for Currency {
         Self("usd".to_owned())
     }
 }
-
-/// Units of stock a listing may have.
-const MAX_QUANTITY: i64 = 1_000_000;
 
 /// A unit price: at least one minor unit and at most `MAX_UNIT_PRICE_CENTS`, since a unit
 /// that costs more than an order may could never be bought.
@@ -89,13 +93,8 @@ impl NewListing {
         limits: &MoneyLimits,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let title = errors.check(text_len("title", title, 3, 255));
-        let description = errors.check(text_block(
-            "description",
-            description.unwrap_or(""),
-            0,
-            10_000,
-        ));
+        let title = errors.check(TITLE.check("title", title));
+        let description = errors.check(DESCRIPTION.check("description", description.unwrap_or("")));
         let price_cents = errors.check(price(price_cents, limits));
         let currency = match currency {
             Some(c) => errors.check(Currency::parse(c)),
@@ -146,9 +145,9 @@ impl ListingPatch {
         limits: &MoneyLimits,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let title = title.and_then(|t| errors.check(text_len("title", t, 3, 255)));
+        let title = title.and_then(|t| errors.check(TITLE.check("title", t)));
         let description =
-            description.and_then(|d| errors.check(text_block("description", d, 0, 10_000)));
+            description.and_then(|d| errors.check(DESCRIPTION.check("description", d)));
         let price_cents = price_cents.and_then(|p| errors.check(price(p, limits)));
         let currency = currency.and_then(|c| errors.check(Currency::parse(c)));
         let quantity = quantity_value.and_then(|q| errors.check(quantity(q, 0)));
@@ -221,10 +220,13 @@ mod tests {
     }
 
     #[test]
-    fn currency_is_lowercased_and_defaults_to_usd() {
-        let l = NewListing::parse("a lamp", None, 100, Some("EUR"), 2, &MoneyLimits::default())
+    fn currency_is_a_lowercase_code_and_defaults_to_usd() {
+        let l = NewListing::parse("a lamp", None, 100, Some("eur"), 2, &MoneyLimits::default())
             .unwrap();
         assert_eq!(l.currency.as_str(), "eur");
+        for bad in ["EUR", " eur", "eu", "euro", "e1r"] {
+            assert!(Currency::parse(bad).is_err(), "{bad}");
+        }
         assert_eq!(
             NewListing::parse("a lamp", None, 1, None, 1, &MoneyLimits::default())
                 .unwrap()

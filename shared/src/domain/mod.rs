@@ -1,13 +1,15 @@
 //! Validated domain types and the pure rules that apply to them.
 
-mod address;
+pub mod address;
 pub mod cursor;
-mod listing;
+pub mod listing;
 pub mod money;
-mod user;
+pub mod text;
+pub mod user;
 mod validation;
 
 pub use address::{CountryCode, NewAddress};
 pub use listing::{Currency, ListingPatch, ListingSort, NewListing};
+pub use text::{TextRule, no_control};
 pub use user::{Email, NewUser, Password, ProfilePatch, Username};
-pub use validation::{FieldError, ValidationErrors, plain_text};
+pub use validation::{FieldError, ValidationErrors};

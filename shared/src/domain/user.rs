@@ -2,18 +2,25 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::validation::{ValidationErrors, plain_text, text_block, text_len};
+use super::{text::TextRule, validation::ValidationErrors};
 
-/// 3–150 characters of letters, digits and `_.@+-` (the Django rule SPA clients already know).
+/// A display name.
+pub const DISPLAY_NAME: TextRule = TextRule::line(0, 150);
+/// A profile's bio.
+pub const BIO: TextRule = TextRule::block(0, 2000);
+
+/// 3–150 ASCII letters, digits and `_.@+-`. ASCII only: a name that can be spelled with
+/// look-alike letters from another script (`pаypal` with a Cyrillic `а`) could impersonate its
+/// twin on every page that shows sellers; display names are free Unicode text instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
 impl Username {
-    /// Validates a username, in Unicode NFC: "é" typed as one character or as "e" and an
-    /// accent is one name, so it cannot be registered twice.
+    /// The rule as the OpenAPI document declares it.
+    pub const PATTERN: &str = "^[A-Za-z0-9_.@+-]{3,150}$";
+
+    /// Validates a username exactly as sent (nothing trimmed or folded).
     pub fn parse(value: &str) -> Result<Self, ValidationErrors> {
-        let value: String = value.nfc().collect();
-        let value = value.as_str();
         let len = value.chars().count();
         if !(3..=150).contains(&len) {
             return Err(ValidationErrors::single(
@@ -23,11 +30,11 @@ impl Username {
         }
         if !value
             .chars()
-            .all(|c| c.is_alphanumeric() || "_.@+-".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "_.@+-".contains(c))
         {
             return Err(ValidationErrors::single(
                 "username",
-                "may contain only letters, digits and _ . @ + -",
+                "may contain only ASCII letters, digits and _ . @ + -",
             ));
         }
         Ok(Self(value.to_owned()))
@@ -44,24 +51,32 @@ impl Username {
 pub struct Email(String);
 
 impl Email {
-    /// Validates an email: one `@`, a non-empty local part, a dotted domain, no spaces, ≤ 254 chars.
+    /// Longest address, in characters.
+    pub const MAX_CHARS: usize = 254;
+    /// The rule as the OpenAPI document declares it (with `maxLength` [`Self::MAX_CHARS`]): a
+    /// local part of 1–64 characters without spaces, control characters or `@`, and a dotted
+    /// ASCII domain (internationalised domains in their `xn--` form, as browsers send them).
+    pub const PATTERN: &str = r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]{1,64}@(?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+$";
+
+    /// Validates an email exactly as sent (nothing trimmed); stored in NFC and lowercase.
     pub fn parse(value: &str) -> Result<Self, ValidationErrors> {
-        plain_text("email", value, false)?;
-        let value: String = value.trim().nfc().collect();
-        let value = value.as_str();
         let invalid = || ValidationErrors::single("email", "must be a valid email address");
-        if value.len() > 254 || value.chars().any(char::is_whitespace) {
+        if value.chars().count() > Self::MAX_CHARS {
             return Err(invalid());
         }
         let (local, domain) = value.split_once('@').ok_or_else(invalid)?;
-        let domain_ok = !domain.contains('@')
-            && domain.contains('.')
+        let local_ok = (1..=64).contains(&local.chars().count())
+            && !local
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '@');
+        let domain_ok = domain.contains('.')
             && domain.split('.').all(|label| {
-                !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             });
-        if local.is_empty() || local.len() > 64 || !domain_ok {
+        if !local_ok || !domain_ok {
             return Err(invalid());
         }
+        let value: String = value.nfc().collect();
         Ok(Self(value.to_lowercase()))
     }
 
@@ -149,8 +164,8 @@ impl ProfilePatch {
         let mut errors = ValidationErrors::default();
         let email = email.and_then(|e| errors.check(Email::parse(e)));
         let display_name =
-            display_name.and_then(|d| errors.check(text_len("display_name", d, 0, 150)));
-        let bio = bio.and_then(|b| errors.check(text_block("bio", b, 0, 2000)));
+            display_name.and_then(|d| errors.check(DISPLAY_NAME.check("display_name", d)));
+        let bio = bio.and_then(|b| errors.check(BIO.check("bio", b)));
         errors.finish(|| Self {
             email,
             display_name,
@@ -161,6 +176,8 @@ impl ProfilePatch {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -197,6 +214,32 @@ mod tests {
         assert!(Password::parse("password", "short").is_err());
         assert!(Password::parse("password", &"x".repeat(129)).is_err());
         assert!(Password::parse("password", "long enough").is_ok());
+    }
+
+    #[test]
+    fn look_alike_letters_from_other_scripts_are_not_usernames() {
+        assert!(Username::parse("p\u{430}ypal").is_err());
+        assert!(Username::parse("caf\u{e9}").is_err());
+    }
+
+    fn email_like() -> impl Strategy<Value = String> {
+        let chars = prop::sample::select(vec![
+            'a', 'Z', '7', '-', '.', '@', 'é', '\u{301}', ' ', '\t', '\u{a0}', '\u{3000}', '\0',
+            '\u{85}', '_', '+',
+        ]);
+        prop::collection::vec(chars, 0..12).prop_map(|v| v.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn the_documented_patterns_accept_exactly_what_the_parsers_accept(value in email_like()) {
+            let email = regex::Regex::new(Email::PATTERN).unwrap();
+            let username = regex::Regex::new(Username::PATTERN).unwrap();
+            prop_assert_eq!(email.is_match(&value), Email::parse(&value).is_ok(), "{:?}", value);
+            prop_assert_eq!(username.is_match(&value), Username::parse(&value).is_ok(), "{:?}", value);
+        }
     }
 
     #[test]

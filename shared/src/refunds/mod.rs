@@ -53,8 +53,9 @@ impl RefundScope {
         let Some(ids) = line_ids else {
             return Ok(Self::WholeOrder);
         };
+        // Counted as sent (the document's `minItems`/`maxItems`); repeats are merged.
         let distinct: BTreeSet<Uuid> = ids.iter().copied().collect();
-        if distinct.is_empty() || distinct.len() > MAX_LINES {
+        if ids.is_empty() || ids.len() > MAX_LINES {
             return Err(ValidationErrors::single(
                 "line_ids",
                 format!("must name 1 to {MAX_LINES} lines"),
