@@ -12,6 +12,7 @@ pub mod routes;
 pub mod security;
 pub mod state;
 pub mod statuses;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -19,8 +20,9 @@ use anyhow::Context;
 use poem::{
     EndpointExt, Route, Server,
     endpoint::BoxEndpoint,
+    http::Method,
     listener::TcpListener,
-    middleware::{CatchPanic, RequestId, Tracing},
+    middleware::{CatchPanic, Cors, RequestId, Tracing},
 };
 use poem_openapi::OpenApiService;
 use shared::config::Settings;
@@ -47,6 +49,14 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
     ));
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
+    let web_client = Arc::new(
+        state
+            .settings
+            .web_dir
+            .as_deref()
+            .and_then(web::WebClient::open),
+    );
+    let origins = state.settings.allowed_origins.clone();
     Route::new()
         .nest("/", service)
         .at("/openapi.json", spec)
@@ -58,9 +68,35 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
         .around(observe::observe)
         .around(error::json_errors)
         .around(move |next, req| allow::add_allow(next, allowed.clone(), req))
+        .around(move |next, req| web::serve(next, web_client.clone(), req))
         .with(Tracing)
         .with(RequestId::default())
+        // Outermost, so a preflight is answered before routing (which knows no OPTIONS).
+        .with_if(!origins.is_empty(), cors(&origins))
         .boxed()
+}
+
+/// CORS for a web client hosted elsewhere (`ALLOWED_ORIGINS`): the headers it sends and the
+/// request id it may read. Tokens travel in `Authorization`, never in cookies, so no credentials.
+fn cors(origins: &[String]) -> Cors {
+    Cors::new()
+        .allow_origins(origins)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "idempotency-key",
+            "sentry-trace",
+            "baggage",
+        ])
+        .expose_headers(["x-request-id"])
+        .max_age(600)
 }
 
 /// Applies pending migrations, creating the database first if it does not exist.

@@ -79,6 +79,11 @@ pub struct Settings {
     pub max_unpaid_orders: i64,
     /// `MAX_BODY_BYTES` (65536): request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// `WEB_DIR` (`web/dist`): the built web client the api serves at `/` (`off`: none).
+    pub web_dir: Option<std::path::PathBuf>,
+    /// `ALLOWED_ORIGINS`: origins of a separately hosted web client allowed to call the API
+    /// from a browser (CORS); empty (the default) allows the api's own origin only.
+    pub allowed_origins: Vec<String>,
     /// Worker fleet settings.
     pub worker: WorkerSettings,
     /// `METRICS_ADDR`: where worker and scheduler expose metrics (unset = off).
@@ -309,6 +314,11 @@ impl Settings {
             limits: money_limits(&env)?,
             max_unpaid_orders: env.bounded("MAX_UNPAID_ORDERS", 3, 1, 1_000)?,
             max_body_bytes: env.parse("MAX_BODY_BYTES", 64 * 1024)?,
+            web_dir: match env.string("WEB_DIR", "web/dist").trim() {
+                "" | "off" => None,
+                dir => Some(dir.into()),
+            },
+            allowed_origins: allowed_origins(&env)?,
             worker: WorkerSettings {
                 concurrency: env.parse("WORKER_CONCURRENCY", 8)?,
                 queues,
@@ -329,6 +339,32 @@ impl Settings {
                 .transpose()?,
         })
     }
+}
+
+/// `ALLOWED_ORIGINS`: comma-separated `scheme://host[:port]` origins (no path, no `*`: a wildcard
+/// with credentials is what CORS exists to prevent).
+fn allowed_origins<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<Vec<String>, ConfigError> {
+    let raw = env.string("ALLOWED_ORIGINS", "");
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            match host {
+                Some(host) if !host.is_empty() && !host.contains(['/', '*', ' ']) => {
+                    Ok(origin.to_owned())
+                }
+                _ => Err(env.invalid(
+                    "ALLOWED_ORIGINS",
+                    format!("{origin:?} is not an origin like https://shop.example.com"),
+                )),
+            }
+        })
+        .collect()
 }
 
 /// `MAX_UNIT_PRICE_CENTS`, `MAX_LINE_QUANTITY`, `MAX_CART_LINES`, `MAX_ORDER_TOTAL_CENTS`: each

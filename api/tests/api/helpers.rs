@@ -162,14 +162,5 @@ pub fn encode(value: &str) -> String {
 
 /// Reduces a response sent through `app.client` directly (for unusual headers) to a `TestResponse`.
 pub async fn collect(resp: poem::test::TestResponse) -> TestResponse {
-    let resp = resp.0;
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().into_vec().await.expect("read body");
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    TestResponse {
-        status,
-        headers,
-        body,
-    }
+    TestApp::collect(resp).await
 }

@@ -18,3 +18,4 @@ mod payments;
 mod startup;
 mod stripe_fake;
 mod users;
+mod web_client;

@@ -29,6 +29,8 @@ pub struct TestResponse {
     pub headers: poem::http::HeaderMap,
     /// Parsed JSON body (`Null` when empty or not JSON).
     pub body: Value,
+    /// The body as text (lossy UTF-8).
+    pub text: String,
 }
 
 impl TestResponse {
@@ -341,7 +343,8 @@ impl TestApp {
         Self::collect(req.send().await).await
     }
 
-    async fn collect(resp: poem::test::TestResponse) -> TestResponse {
+    /// Reduces a response sent through `client` directly (for unusual requests).
+    pub async fn collect(resp: poem::test::TestResponse) -> TestResponse {
         let resp = resp.0;
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -351,6 +354,7 @@ impl TestApp {
             status,
             headers,
             body,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 
