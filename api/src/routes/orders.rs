@@ -159,13 +159,14 @@ impl From<RefundRequestError> for ApiError {
             }
             RefundRequestError::UnknownLines(ids) => {
                 let details = json!({ "fields": { "line_ids": message }, "line_ids": ids });
-                Self::unprocessable(ErrorCode::ValidationFailed, message, details)
+                Self::unprocessable(ErrorCode::LineNotInOrder, message, details)
             }
             RefundRequestError::NotSeller(_) => Self::forbidden(ErrorCode::NotLineSeller, &message),
-            RefundRequestError::LinesRequired => Self::from(ValidationErrors::single(
-                "line_ids",
+            RefundRequestError::LinesRequired => Self::unprocessable(
+                ErrorCode::LinesRequired,
                 "a seller names the lines to refund",
-            )),
+                json!({ "fields": { "line_ids": "a seller names the lines to refund" } }),
+            ),
             RefundRequestError::NotRefundable(ids) => Self::conflict(
                 ErrorCode::LineNotRefundable,
                 message,
@@ -188,7 +189,7 @@ impl From<ShipError> for ApiError {
             ShipError::OrderNotFound => Self::not_found(ErrorCode::OrderNotFound),
             ShipError::UnknownLines(ids) => {
                 let details = json!({ "fields": { "line_ids": message }, "line_ids": ids });
-                Self::unprocessable(ErrorCode::ValidationFailed, message, details)
+                Self::unprocessable(ErrorCode::LineNotInOrder, message, details)
             }
             ShipError::NotSeller(_) => Self::forbidden(ErrorCode::NotLineSeller, &message),
             ShipError::NotPaid(status) => Self::conflict(

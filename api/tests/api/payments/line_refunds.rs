@@ -259,7 +259,7 @@ async fn forged_or_malformed_line_ids_are_refused_and_create_nothing() {
     assert_error(
         &unknown,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        "line_not_in_order",
     );
     assert_eq!(
         unknown.body["error"]["details"]["line_ids"],

@@ -111,7 +111,7 @@ async fn only_the_buyer_refunds_and_only_paid_unshipped_orders() {
     assert_error(
         &refund(&app, &order_id, Some(&shop.seller)).await,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        "lines_required",
     );
     assert_error(
         &refund(&app, &order_id, None).await,

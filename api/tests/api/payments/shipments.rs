@@ -152,7 +152,7 @@ async fn a_line_ships_once_with_a_valid_tracking_code_and_not_during_a_refund() 
     let resp = ship(&app, &order_id, Some(&shop.seller), &[&line], &too_long).await;
     assert_error(&resp, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let resp = ship(&app, &order_id, Some(&shop.seller), &[&unknown], "1Z999").await;
-    assert_error(&resp, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_error(&resp, StatusCode::UNPROCESSABLE_ENTITY, "line_not_in_order");
     assert_eq!(invalid_fields(&resp), ["line_ids"]);
 
     // While the buyer's refund is under way, nothing may ship.
