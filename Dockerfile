@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# One image, three binaries: `api` (default), `worker`, `scheduler`.
+# One image, three binaries: `api` (default, also serving the web client at /), `worker`, `scheduler`.
 #   docker build -t marketplace .
 #   docker run --rm marketplace api migrate      # create the database if missing, apply migrations, exit
 #   docker run --rm -p 8080:8080 marketplace      # serve HTTP on 0.0.0.0:8080
@@ -11,6 +11,18 @@
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
+ARG NODE_VERSION=20
+
+# ---------------------------------------------------------------------------------------------------
+# The web client: static files the api serves at / (WEB_DIR).
+FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim AS web
+
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN --mount=type=cache,id=marketplace-npm,target=/root/.npm \
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+COPY web/ ./
+RUN npm run build
 
 # ---------------------------------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
@@ -48,9 +60,11 @@ RUN groupadd --system --gid 10001 app \
        --shell /usr/sbin/nologin app
 
 COPY --from=builder /out/api /out/worker /out/scheduler /usr/local/bin/
+COPY --from=web /web/dist /usr/share/marketplace/web
 
 ENV APP_ENV=production \
     API_ADDR=0.0.0.0:8080 \
+    WEB_DIR=/usr/share/marketplace/web \
     LOG_FORMAT=json \
     RUST_LOG=info
 

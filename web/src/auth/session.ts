@@ -1,0 +1,4 @@
+import { AuthManager, browserAuthDeps } from './manager';
+
+/** This tab's session. */
+export const auth = new AuthManager(browserAuthDeps());
