@@ -596,6 +596,33 @@ mod tests {
     }
 
     #[test]
+    fn the_web_client_directory_and_cors_origins_are_read_and_checked() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.web_dir.as_deref(), Some(std::path::Path::new("web/dist")));
+        assert!(s.allowed_origins.is_empty());
+        assert_eq!(settings(&[("WEB_DIR", "off")]).unwrap().web_dir, None);
+        let s = settings(&[(
+            "ALLOWED_ORIGINS",
+            "https://shop.example.com, http://localhost:5173",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.allowed_origins,
+            ["https://shop.example.com", "http://localhost:5173"]
+        );
+        for bad in [
+            "*",
+            "https://*.example.com",
+            "shop.example.com",
+            "https://shop.example.com/app",
+            "https://",
+        ] {
+            let err = settings(&[("ALLOWED_ORIGINS", bad)]).unwrap_err();
+            assert_eq!(err.name, "ALLOWED_ORIGINS", "{bad}");
+        }
+    }
+
+    #[test]
     fn a_bad_value_names_the_variable() {
         let err = settings(&[("API_ADDR", "not-an-address")]).unwrap_err();
         assert_eq!(err.name, "API_ADDR");
