@@ -201,8 +201,8 @@ impl ToJSON for IdList {
     }
 }
 
-/// Declares marker types: `text!(Title = listing::TITLE)` for a [`TextRule`], or
-/// `text!(Name, |schema| ...)` for anything else.
+/// Declares a [`StringRule`] marker: `text_rule!(Title = listing::TITLE)` for a [`TextRule`], or
+/// `text_rule!(Name, |schema| { ... })` to set the schema by hand.
 macro_rules! text_rule {
     ($(#[$doc:meta])* $name:ident = $rule:expr) => {
         $(#[$doc])*
@@ -227,7 +227,7 @@ macro_rules! text_rule {
 }
 pub(crate) use text_rule;
 
-/// Declares an [`IntRule`] marker: `int_rule!(Price = 1..=MAX)`.
+/// Declares an [`IntRule`] marker: `int_rule!(UnitPrice = 1, STRIPE_MAX_CHARGE)`.
 macro_rules! int_rule {
     ($(#[$doc:meta])* $name:ident = $min:expr, $max:expr) => {
         $(#[$doc])*
