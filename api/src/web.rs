@@ -40,7 +40,8 @@ impl WebClient {
 
     fn serves(req: &Request) -> bool {
         let path = req.uri().path();
-        req.method() == Method::GET && !API_PREFIXES.iter().any(|p| path.starts_with(p))
+        matches!(*req.method(), Method::GET | Method::HEAD)
+            && !API_PREFIXES.iter().any(|p| path.starts_with(p))
     }
 }
 
@@ -54,6 +55,12 @@ pub async fn serve<E: Endpoint>(
         return next.call(req).await.map(IntoResponse::into_response);
     };
     let hashed = req.uri().path().starts_with("/assets/");
+    // The file endpoint answers GET only; a HEAD gets the same headers without the body.
+    let head = req.method() == Method::HEAD;
+    let mut req = req;
+    if head {
+        req.set_method(Method::GET);
+    }
     let mut resp = if hashed {
         web.assets.call(req).await?
     } else {
@@ -66,5 +73,8 @@ pub async fn serve<E: Endpoint>(
     };
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if head {
+        resp.set_body(());
+    }
     Ok(resp)
 }

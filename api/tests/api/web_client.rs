@@ -27,6 +27,10 @@ async fn the_client_is_served_at_the_root_and_client_routes_load_the_app() {
         assert!(page.text.contains("id=root"), "{path}: {}", page.text);
         assert_eq!(page.headers["cache-control"], "no-cache", "{path}");
     }
+    let head = app.request("HEAD", "/", None, None).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.headers["cache-control"], "no-cache");
+    assert!(head.text.is_empty(), "{}", head.text);
     let asset = app.get("/assets/app-3f2a9c.js", None).await;
     assert_eq!(asset.status, StatusCode::OK);
     assert_eq!(asset.text, "console.log(1)");
