@@ -81,7 +81,7 @@ export function Signup() {
       <h1>Sign up</h1>
       <form onSubmit={(e) => void submit(e)} noValidate>
         <Field label="Username" autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)}
-          error={fields['username']} hint="3–150 letters, digits or _.@+-" required />
+          error={fields['username']} hint="3–150 ASCII letters, digits or _.@+-" required />
         <Field label="Email" type="email" autoComplete="email" value={email} onChange={(e) => setEmail(e.target.value)}
           error={fields['email']} required />
         <Field label="Password" type="password" autoComplete="new-password" value={password}
