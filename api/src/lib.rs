@@ -120,18 +120,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.run_migrations {
         migrate(&settings).await?;
     }
-    let pool = shared::kv::connect_postgres(&settings)
-        .await
-        .context("failed to connect to Postgres")?;
-    let redis = shared::kv::connect_redis(&settings.redis_url)
-        .await
-        .context("failed to connect to Redis")?;
     let stop = shared::shutdown::shutdown_signal().context("failed to install signal handlers")?;
-    let payments = shared::payments::Payments::from_settings(&settings.stripe)
-        .context("invalid Stripe settings (PAYMENTS, STRIPE_SECRET_KEY, STRIPE_API_BASE)")?;
     let addr = settings.api_addr;
-    let payment_mode = payments.mode_name();
-    let app = app(AppState::new(pool, redis, settings, payments));
+    let services = shared::services::Services::connect(settings).await?;
+    let payment_mode = services.payments.mode_name();
+    let app = app(AppState::new(services));
     tracing::info!(%addr, payment_mode, "api listening");
     Server::new(TcpListener::bind(addr))
         .run_with_graceful_shutdown(

@@ -1,66 +1,43 @@
 //! Shared handles every route needs.
 
+use std::ops::Deref;
+
 use poem::Request;
-use redis::aio::ConnectionManager;
 use shared::{
     auth::{Authenticator, LoginThrottle},
-    config::Settings,
     db::users::UserRow,
-    gate::StockGate,
-    payments::Payments,
-    queue::JobQueue,
+    services::Services,
 };
-use sqlx::PgPool;
 
 use crate::{error::ApiError, job_waiter::JobWaiter};
 
-/// Application state, cloned into each API struct.
+/// Application state, cloned into each API struct: the process's [`Services`] (reachable
+/// through `Deref`: `state.pool`, `state.queue`, ...) and what only the api needs.
 #[derive(Clone)]
 pub struct AppState {
-    /// Postgres pool.
-    pub pool: PgPool,
-    /// Reconnecting Redis connection.
-    pub redis: ConnectionManager,
-    /// Process settings.
-    pub settings: Settings,
+    /// Connections, clients and settings, as every process has them.
+    pub services: Services,
     /// Account operations.
     pub auth: Authenticator,
-    /// The Redis stock gate.
-    pub gate: StockGate,
-    /// Producer side of the job queues.
-    pub queue: JobQueue,
-    /// The payment provider (order cancellation).
-    pub payments: Payments,
     /// Long-poll wake-ups for job status.
     pub job_waiter: JobWaiter,
 }
 
 impl AppState {
-    /// Builds the state from open connections. Must run inside the Tokio runtime (it starts
-    /// the job-completion subscription).
-    pub fn new(
-        pool: PgPool,
-        redis: ConnectionManager,
-        settings: Settings,
-        payments: Payments,
-    ) -> Self {
+    /// Builds the state over the process's services. Must run inside the Tokio runtime (it
+    /// starts the job-completion subscription).
+    pub fn new(services: Services) -> Self {
+        let settings = &services.settings;
         let prefix = &settings.redis_prefix;
-        let throttle = LoginThrottle::new(redis.clone(), prefix, &settings.auth);
-        let auth = Authenticator::new(pool.clone(), settings.auth.clone(), throttle);
-        let gate = StockGate::new(redis.clone(), prefix);
-        let queue = JobQueue::new(redis.clone(), prefix, &settings.worker);
+        let throttle = LoginThrottle::new(services.redis.clone(), prefix, &settings.auth);
+        let auth = Authenticator::new(services.pool.clone(), settings.auth.clone(), throttle);
         let job_waiter = JobWaiter::start(
             settings.redis_url.clone(),
             shared::job_events::channel(prefix),
         );
         Self {
-            pool,
-            redis,
-            settings,
+            services,
             auth,
-            gate,
-            queue,
-            payments,
             job_waiter,
         }
     }
@@ -93,5 +70,13 @@ impl AppState {
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(ApiError::unauthorized)?;
         self.user(token).await.map(Some)
+    }
+}
+
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
     }
 }

@@ -17,65 +17,62 @@ use std::{future::Future, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use apalis::prelude::{Monitor, WorkerContext, WorkerError};
 use futures::FutureExt as _;
-use redis::aio::ConnectionManager;
 use shared::{
     config::Settings,
     leader::LeaderLock,
     metrics,
-    queue::JobQueue,
+    services::Services,
     shutdown::{StopSignal, shutdown_signal},
 };
-use sqlx::PgPool;
 
 /// How long a tick that is being handled may take after SIGTERM. Ticks only push jobs (one
 /// Redis call each), so this is generous, yet short enough not to delay a deploy.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Shared state handed to tick handlers as `Data<SchedulerContext>`.
+/// What the scheduler runs with.
 #[derive(Clone)]
 pub struct SchedulerContext {
-    /// The Postgres pool (outbox relay and sweeps that need to look at rows before enqueuing).
-    pub pool: PgPool,
-    /// A reconnecting Redis connection; the job queues are built on it.
-    pub redis: ConnectionManager,
-    /// The process settings (queue prefix, ...).
-    pub settings: Arc<Settings>,
-    /// The producer side of the queues the ticks go to.
-    pub queue: JobQueue,
+    /// Connections, clients and settings, as every process has them (the ticks go to
+    /// `services.queue`).
+    pub services: Services,
     /// This replica's view of the leader lock; ticks are only pushed while it leads.
     pub leader: LeaderLock,
+    /// Every periodic job with its schedule (`None`: switched off).
+    pub schedules: Arc<Vec<(&'static str, Option<cron::Schedule>)>>,
 }
 
 impl SchedulerContext {
-    /// Connects to Postgres and Redis, so that a wrong URL stops start-up instead of every tick.
+    /// Reads the schedules (`SCHEDULE_<JOB>` from the environment) and connects, so that a bad
+    /// schedule or a wrong URL stops start-up instead of every tick.
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
-        let pool = shared::kv::connect_postgres(&settings)
-            .await
-            .context("Failed to connect to Postgres (DATABASE_URL)")?;
-        let redis = shared::kv::connect_redis(&settings.redis_url)
-            .await
-            .context("Failed to connect to Redis (REDIS_URL)")?;
-        let queue = JobQueue::new(redis.clone(), &settings.redis_prefix, &settings.worker);
+        let schedules = schedules::from_lookup(|name| std::env::var(name).ok())?;
+        let services = Services::connect(settings).await?;
         let holder = format!("{}-{}", shared::telemetry::host_name(), std::process::id());
         let leader = LeaderLock::new(
-            redis.clone(),
-            &settings.redis_prefix,
+            services.redis.clone(),
+            &services.settings.redis_prefix,
             &holder,
-            settings.scheduler.leader_ttl,
+            services.settings.scheduler.leader_ttl,
         );
         Ok(Self {
-            pool,
-            redis,
-            settings: Arc::new(settings),
-            queue,
+            services,
             leader,
+            schedules: Arc::new(schedules),
         })
+    }
+}
+
+impl std::ops::Deref for SchedulerContext {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
     }
 }
 
 /// Runs the scheduler until SIGTERM or SIGINT, then lets ticks being handled finish.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    shared::jobs::validate_prefix(&settings.redis_prefix)?;
+    shared::queue::validate_prefix(&settings.redis_prefix)?;
     // Installed before connecting, so a SIGTERM during start-up is a clean stop, not a kill.
     let signal = shutdown_signal().context("Failed to install signal handlers")?;
     let ctx = SchedulerContext::connect(settings).await?;

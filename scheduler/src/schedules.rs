@@ -1,18 +1,28 @@
 //! Every schedule of the scheduler, registered in [`register_all`].
 //!
-//! One cron worker per periodic job (`SCHEDULE_<JOB>`: a cron expression with seconds, in UTC,
-//! or `off`), whose tick only pushes a [`shared::queue::TickTask`] onto that job's queue, and
+//! One cron worker per periodic job of the registry (`shared::jobs::periodic`), on the job's
+//! default schedule unless `SCHEDULE_<JOB>` sets another (a cron expression with seconds, in
+//! UTC, or `off`). Its tick only pushes a [`shared::queue::TickTask`] onto that job's queue, and
 //! only while this replica holds the leader lock. The push is deduplicated in Redis by the
-//! tick's time (`JobQueue::push_tick`), so a tick emitted twice (two replicas during a leader
-//! handover) is queued once.
+//! tick's time (the tick's idempotency key), so a tick emitted twice (two replicas during a
+//! leader handover) is queued once.
 //!
 //! The schedule runs in memory: ticks missed while no scheduler runs are skipped, so every
 //! sweep catches up on its own (e.g. "expire every order past its deadline", not "expire the
 //! orders of the last minute").
 
+use std::time::Duration;
+
 use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use apalis_cron::{CronScheduler, Tick};
-use shared::{leader::LeaderLock, metrics, queue::JobQueue};
+use cron::Schedule;
+use shared::{
+    config::ConfigError,
+    jobs,
+    leader::LeaderLock,
+    metrics,
+    queue::{JobQueue, TickTask},
+};
 
 use crate::SchedulerContext;
 
@@ -24,11 +34,23 @@ struct Emitter {
     leader: LeaderLock,
 }
 
+/// Every periodic job with its schedule (`None`: switched off), the default unless `lookup`
+/// finds `SCHEDULE_<JOB>`.
+pub fn from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(&'static str, Option<Schedule>)>, ConfigError> {
+    jobs::periodic()
+        .into_iter()
+        .map(|(job, default)| Ok((job, shared::config::schedule(&lookup, job, default)?)))
+        .collect()
+}
+
 /// Registers a cron worker for every schedule that is not `off`.
 pub fn register_all(monitor: Monitor, ctx: &SchedulerContext) -> Monitor {
     let mut monitor = monitor;
-    for (job, schedule) in ctx.settings.scheduler.schedules() {
-        let Some(schedule) = schedule.cloned() else {
+    for (job, schedule) in ctx.schedules.iter() {
+        let job = *job;
+        let Some(schedule) = schedule.clone() else {
             tracing::info!(job, "schedule switched off");
             continue;
         };
@@ -37,7 +59,7 @@ pub fn register_all(monitor: Monitor, ctx: &SchedulerContext) -> Monitor {
         }
         let emitter = Emitter {
             job,
-            queue: ctx.queue.clone(),
+            queue: ctx.services.queue.clone(),
             leader: ctx.leader.clone(),
         };
         monitor = monitor.register(move |_restarts| {
@@ -65,7 +87,8 @@ async fn emit(tick: Tick, emitter: Data<Emitter>) -> Result<(), BoxDynError> {
         metrics::TICKS.inc(&[job, "not_leader"]);
         return Ok(());
     }
-    match emitter.queue.push_tick(job, scheduled_at).await {
+    let tick = TickTask { scheduled_at };
+    match emitter.queue.push(job, tick, Duration::ZERO).await {
         Ok(()) => {
             tracing::info!(job, tick.scheduled_at = scheduled_at, "tick emitted");
             metrics::TICKS.inc(&[job, "emitted"]);

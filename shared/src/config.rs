@@ -14,7 +14,7 @@ use crate::{
 
 mod ops;
 
-pub use ops::{SchedulerSettings, SentrySettings, SweepSettings};
+pub use ops::{SchedulerSettings, SentrySettings, SweepSettings, schedule, schedule_variable};
 
 /// The secret used when `JWT_SECRET` is unset. Only accepted when `APP_ENV` is `dev`.
 const DEV_JWT_SECRET: &str = "dev-only-insecure-jwt-secret-change-me";

@@ -20,6 +20,7 @@ pub mod payment_events;
 pub mod payments;
 pub mod queue;
 pub mod refunds;
+pub mod services;
 pub mod shipments;
 pub mod shutdown;
 pub mod sweep;

@@ -31,7 +31,7 @@ pub use crate::{context::JobContext, queues::QueueSelection, restart::RestartPol
 /// worker keeps failing (see [`restart`]).
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     queues::validate(&settings.worker)?;
-    shared::jobs::validate_prefix(&settings.redis_prefix)?;
+    shared::queue::validate_prefix(&settings.redis_prefix)?;
     let selection = QueueSelection::from_names(&settings.worker.queues)?;
     // Installed before connecting, so a SIGTERM during start-up is a clean stop, not a kill.
     let signal = shutdown_signal().context("Failed to install signal handlers")?;

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
 use redis::aio::ConnectionManager;
-use shared::{jobs, metrics};
+use shared::{jobs, metrics, queue};
 
 use crate::context::JobContext;
 
@@ -36,14 +36,15 @@ async fn refresh_queue_depths(
     worker: &shared::config::WorkerSettings,
 ) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
-    for job in jobs::QUEUES {
-        let config = jobs::redis_config(prefix, job, worker);
+    let jobs = jobs::names();
+    for job in &jobs {
+        let config = queue::redis_config(prefix, job, worker);
         pipe.cmd("LLEN").arg(config.active_jobs_list());
         pipe.cmd("ZCARD").arg(config.scheduled_jobs_set());
         pipe.cmd("SCARD").arg(config.dead_jobs_set());
     }
     let counts: Vec<u64> = pipe.query_async(&mut redis).await?;
-    for (job, counts) in jobs::QUEUES.iter().zip(counts.chunks(3)) {
+    for (job, counts) in jobs.iter().zip(counts.chunks(3)) {
         for (state, n) in ["ready", "scheduled", "dead"].iter().zip(counts) {
             metrics::QUEUE_DEPTH.set(&[job, state], *n as f64);
         }

@@ -18,49 +18,11 @@ use std::{
 
 use apalis::prelude::{AbortError, BoxDynError, Layer, Service, Task};
 use sentry::{Hub, SentryFutureExt as _, protocol::SpanStatus};
-use shared::{
-    metrics,
-    queue::{JobTask, TickTask, WebhookEventTask},
-};
+use shared::{metrics, queue::Payload};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::lease::LeaseKeeper;
-
-/// What a task says about itself for reports.
-pub trait TaskRef {
-    /// The `jobs` row the task stands for, if it has one (trace context, lease).
-    fn job_row(&self) -> Option<Uuid>;
-    /// The task's id in reports: the row id, the webhook event id, the tick.
-    fn label(&self) -> String;
-}
-
-impl TaskRef for JobTask {
-    fn job_row(&self) -> Option<Uuid> {
-        Some(self.job_id)
-    }
-    fn label(&self) -> String {
-        self.job_id.to_string()
-    }
-}
-
-impl TaskRef for TickTask {
-    fn job_row(&self) -> Option<Uuid> {
-        None
-    }
-    fn label(&self) -> String {
-        format!("tick-{}", self.scheduled_at)
-    }
-}
-
-impl TaskRef for WebhookEventTask {
-    fn job_row(&self) -> Option<Uuid> {
-        None
-    }
-    fn label(&self) -> String {
-        self.event_id.clone()
-    }
-}
 
 /// Observes the deliveries of job `kind`.
 #[derive(Clone)]
@@ -103,7 +65,7 @@ where
     S: Service<Task<Args>, Error = BoxDynError>,
     S::Future: Send + 'static,
     S::Response: Send + 'static,
-    Args: TaskRef,
+    Args: Payload,
 {
     type Response = S::Response;
     type Error = BoxDynError;

@@ -6,12 +6,13 @@ use apalis::prelude::{BackendExt, PollWith};
 use apalis_redis::RedisStorage;
 use shared::{
     config::{ConfigError, WorkerSettings},
-    jobs,
+    jobs, queue,
 };
 
 use crate::{context::JobContext, wake::WakeOnPush};
 
-/// The queues named by `WORKER_QUEUES`, validated against [`shared::jobs::QUEUES`].
+/// The queues named by `WORKER_QUEUES`, validated against the registered jobs
+/// ([`shared::jobs::names`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueSelection {
     /// `all`: consume every queue this build has a handler for.
@@ -32,8 +33,9 @@ impl QueueSelection {
                 "must name at least one queue, or `all`".to_owned(),
             ));
         }
-        if let Some(unknown) = names.iter().find(|n| !jobs::QUEUES.contains(&n.as_str())) {
-            let known = jobs::QUEUES.join(", ");
+        let registered = jobs::names();
+        if let Some(unknown) = names.iter().find(|n| !registered.contains(&n.as_str())) {
+            let known = registered.join(", ");
             return Err(invalid_queues(format!(
                 "unknown queue {unknown:?} (known: all, {known})"
             )));
@@ -77,7 +79,7 @@ pub fn validate(worker: &WorkerSettings) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// A Redis queue as a worker consumes it: the shared [`jobs::redis_config`] plus wake-ups.
+/// A Redis queue as a worker consumes it: the shared [`queue::redis_config`] plus wake-ups.
 pub type JobBackend<T> = PollWith<RedisStorage<T>, WakeOnPush>;
 
 /// Builds the backend for the queue of `job`, carrying payloads of type `T`.
@@ -88,10 +90,10 @@ pub type JobBackend<T> = PollWith<RedisStorage<T>, WakeOnPush>;
 /// `RedisStorageFactory` does not fire for pushes and is not used (see [`crate::wake`]).
 pub fn job_backend<T>(ctx: &JobContext, job: &str) -> JobBackend<T> {
     let settings = &ctx.settings;
-    let config = jobs::redis_config(&settings.redis_prefix, job, &settings.worker);
+    let config = queue::redis_config(&settings.redis_prefix, job, &settings.worker);
     let notify = ctx
         .wakeups
-        .notifier(&jobs::queue_name(&settings.redis_prefix, job));
+        .notifier(&queue::queue_name(&settings.redis_prefix, job));
     RedisStorage::new(ctx.redis.clone())
         .with_config(config)
         .poll_with_strategy(WakeOnPush::new(settings.worker.poll_interval, notify))
@@ -119,6 +121,8 @@ pub fn worker_name(queue: &str) -> String {
 mod tests {
     use std::time::Duration;
 
+    use shared::jobs::{Checkout, GeocodeAddress, Job as _, PaymentEvent};
+
     use super::*;
 
     fn names(list: &[&str]) -> Vec<String> {
@@ -129,16 +133,16 @@ mod tests {
     fn all_selects_every_queue() {
         let selection = QueueSelection::from_names(&names(&["all"])).unwrap();
         assert_eq!(selection, QueueSelection::All);
-        assert!(jobs::QUEUES.iter().all(|q| selection.includes(q)));
+        assert!(jobs::names().iter().all(|q| selection.includes(q)));
     }
 
     #[test]
     fn a_list_selects_only_the_named_queues() {
         let selection =
-            QueueSelection::from_names(&names(&[jobs::CHECKOUT, jobs::PAYMENT_EVENT])).unwrap();
-        assert!(selection.includes(jobs::CHECKOUT));
-        assert!(selection.includes(jobs::PAYMENT_EVENT));
-        assert!(!selection.includes(jobs::GEOCODE_ADDRESS));
+            QueueSelection::from_names(&names(&[Checkout::NAME, PaymentEvent::NAME])).unwrap();
+        assert!(selection.includes(Checkout::NAME));
+        assert!(selection.includes(PaymentEvent::NAME));
+        assert!(!selection.includes(GeocodeAddress::NAME));
     }
 
     #[test]

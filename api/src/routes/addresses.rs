@@ -7,6 +7,8 @@ use shared::{
     db::{self, addresses::AddressRow},
     domain::{NewAddress, ValidationErrors, address},
     geocode::{self, SubmitError},
+    jobs::{GeocodeAddress, Job as _},
+    queue::JobTask,
 };
 use uuid::Uuid;
 
@@ -217,14 +219,7 @@ impl AddressesApi {
         let submitted = geocode::submit(&self.state.pool, user.id, &address).await?;
         let job_id = submitted.job.id;
         // The rows are committed: if this push is lost, the sweeper re-pushes the job.
-        if let Err(e) = self
-            .state
-            .queue
-            .push(shared::jobs::GEOCODE_ADDRESS, job_id)
-            .await
-        {
-            tracing::warn!(error.message = %e, "geocode push failed; left for the sweeper");
-        }
+        GeocodeAddress::enqueue_committed(&self.state.queue, JobTask { job_id }).await;
         Ok(Accepted::Address(Json(AddressAccepted {
             address: submitted.address.into(),
             job_id,

@@ -2,7 +2,11 @@
 
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json};
 use serde_json::json;
-use shared::checkout::{self, AdmitError};
+use shared::{
+    checkout::{self, AdmitError},
+    jobs::{Checkout, Job as _},
+    queue::JobTask,
+};
 use uuid::Uuid;
 
 use super::Tag;
@@ -156,14 +160,10 @@ impl CheckoutApi {
         .await?;
         if admitted.created {
             // The row is committed: if this push is lost, the sweeper re-pushes the job.
-            if let Err(e) = self
-                .state
-                .queue
-                .push(shared::jobs::CHECKOUT, admitted.job.id)
-                .await
-            {
-                tracing::warn!(error.message = %e, "checkout push failed; left for the sweeper");
-            }
+            let task = JobTask {
+                job_id: admitted.job.id,
+            };
+            Checkout::enqueue_committed(&self.state.queue, task).await;
         }
         Ok(Accepted::Job(Json(JobAccepted::new(admitted.job.id))))
     }

@@ -2,7 +2,11 @@
 
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Path, payload::Json};
 use serde_json::json;
-use shared::payment_events::dev::{self, DevOutcome, DevPaymentError};
+use shared::{
+    jobs::{Job as _, PaymentEvent},
+    payment_events::dev::{self, DevOutcome, DevPaymentError},
+    queue::WebhookEventTask,
+};
 use uuid::Uuid;
 
 use super::Tag;
@@ -92,9 +96,10 @@ impl DevPaymentsApi {
         };
         let event_id = dev::simulate(&self.state.pool, id.0, user.id, outcome).await?;
         // The row is committed: if this push is lost, the sweeper re-pushes the event.
-        if let Err(e) = self.state.queue.push_webhook_event(&event_id).await {
-            tracing::warn!(error.message = %e, "payment event push failed; left for the sweeper");
-        }
+        let task = WebhookEventTask {
+            event_id: event_id.clone(),
+        };
+        PaymentEvent::enqueue_committed(&self.state.queue, task).await;
         Ok(Accepted::Event(Json(DevPaymentAccepted {
             event_id,
             order_url: format!("/api/v1/orders/{}", id.0),

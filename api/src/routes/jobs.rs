@@ -11,7 +11,7 @@ use poem_openapi::{
 };
 use shared::{
     db::{self, jobs::JobRow},
-    jobs,
+    jobs::{self, Job as JobDef},
 };
 use uuid::Uuid;
 
@@ -155,9 +155,9 @@ impl TryFrom<JobRow> for Job {
 
     fn try_from(j: JobRow) -> Result<Self, ApiError> {
         Ok(match j.kind.as_str() {
-            jobs::CHECKOUT => Self::Checkout(j.try_into()?),
-            jobs::GEOCODE_ADDRESS => Self::GeocodeAddress(j.try_into()?),
-            jobs::REFUND_ORDER => Self::RefundOrder(j.try_into()?),
+            <jobs::Checkout as JobDef>::NAME => Self::Checkout(j.try_into()?),
+            <jobs::GeocodeAddress as JobDef>::NAME => Self::GeocodeAddress(j.try_into()?),
+            <jobs::RefundOrder as JobDef>::NAME => Self::RefundOrder(j.try_into()?),
             // Only these kinds have an owner; any other is nobody's to see.
             _ => return Err(ApiError::not_found(ErrorCode::JobNotFound)),
         })

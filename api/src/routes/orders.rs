@@ -13,7 +13,9 @@ use shared::{
         orders::{OrderLineRow, OrderRole, OrderRow},
     },
     domain::{ValidationErrors, cursor::OrderCursor},
+    jobs::{Job as _, RefundOrder},
     orders::CancelError,
+    queue::JobTask,
     refunds::{self, RefundRequestError, RefundScope},
     shipments::{self, ShipError, Shipment},
 };
@@ -365,14 +367,10 @@ impl OrdersApi {
         let accepted = refunds::request(&self.state.pool, id.0, user.id, &scope).await?;
         if accepted.created {
             // The row is committed: if this push is lost, the sweeper re-pushes the job.
-            if let Err(e) = self
-                .state
-                .queue
-                .push(refunds::JOB_KIND, accepted.job_id)
-                .await
-            {
-                tracing::warn!(error.message = %e, "refund push failed; left for the sweeper");
-            }
+            let task = JobTask {
+                job_id: accepted.job_id,
+            };
+            RefundOrder::enqueue_committed(&self.state.queue, task).await;
         }
         Ok(RefundAccepted::Job(Json(JobAccepted::new(accepted.job_id))))
     }

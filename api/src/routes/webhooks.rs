@@ -7,7 +7,11 @@ use poem_openapi::{
     payload::{Json, ParsePayload, Payload},
     registry::{MetaSchema, MetaSchemaRef},
 };
-use shared::payment_events::{self, Receipt, ReceiveError};
+use shared::{
+    jobs::{Job as _, PaymentEvent},
+    payment_events::{self, Receipt, ReceiveError},
+    queue::WebhookEventTask,
+};
 
 use super::Tag;
 use crate::{
@@ -119,9 +123,8 @@ impl WebhooksApi {
         let status = match receipt {
             Receipt::Stored { event_id } => {
                 // The row is committed: if this push is lost, the sweeper re-pushes the event.
-                if let Err(e) = state.queue.push_webhook_event(&event_id).await {
-                    tracing::warn!(error.message = %e, "payment event push failed; left for the sweeper");
-                }
+                let task = WebhookEventTask { event_id };
+                PaymentEvent::enqueue_committed(&state.queue, task).await;
                 "stored"
             }
             Receipt::Duplicate => "duplicate",

@@ -2,6 +2,7 @@
 //! the scheduler binary emits the ticks (every 30 s), a worker (in-process) runs them and the
 //! checkout, all with the default settings (30 s grace).
 
+use shared::jobs::Job as _;
 use std::{
     collections::BTreeSet,
     sync::Arc,
@@ -46,7 +47,11 @@ async fn a_job_whose_push_was_lost_is_pushed_again_and_done_within_60s() {
         .await
         .expect("connect");
     let policy = Arc::new(RestartPolicy::default());
-    let queues = [jobs::CHECKOUT, jobs::REQUEUE_STALE].map(str::to_owned);
+    let queues = [
+        jobs::Checkout::NAME,
+        <jobs::RequeueStale as jobs::Job>::NAME,
+    ]
+    .map(str::to_owned);
     let selection = QueueSelection::Only(BTreeSet::from(queues));
     let monitor = build_monitor(&ctx, &selection, &policy);
     let (stop, stopped) = oneshot::channel::<()>();

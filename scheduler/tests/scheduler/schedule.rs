@@ -32,7 +32,10 @@ async fn enqueue_sweep(
 ) -> Result<(), BoxDynError> {
     let timestamp = tick.get_timestamp();
     let task = TaskBuilder::new(Sweep { tick: timestamp })
-        .idempotency_key(format!("{}-{timestamp}", jobs::PRUNE_JOBS))
+        .idempotency_key(format!(
+            "{}-{timestamp}",
+            <jobs::PruneJobs as jobs::Job>::NAME
+        ))
         .build();
     queue.push_task(task).await?;
     seen.send(timestamp)?;
@@ -62,18 +65,25 @@ fn monitor_with_sweep(
 ) -> Monitor {
     let schedule = cron::Schedule::from_str("* * * * * *").expect("valid cron expression");
     let settings = &ctx.settings;
-    let config = jobs::redis_config(&settings.redis_prefix, jobs::PRUNE_JOBS, &settings.worker);
+    let config = shared::queue::redis_config(
+        &settings.redis_prefix,
+        <jobs::PruneJobs as jobs::Job>::NAME,
+        &settings.worker,
+    );
     let queue = RedisStorage::<Sweep>::new(ctx.redis.clone()).with_config(config);
     let mut monitor = build_monitor(ctx);
     for replica in 0..replicas {
         let (schedule, queue, seen) = (schedule.clone(), queue.clone(), seen.clone());
         monitor = monitor.register(move |_restarts| {
-            WorkerBuilder::new(format!("cron-{}-{replica}", jobs::PRUNE_JOBS))
-                .backend(CronScheduler::new(schedule.clone()))
-                .data(queue.clone())
-                .data(seen.clone())
-                .enable_tracing()
-                .build(enqueue_sweep)
+            WorkerBuilder::new(format!(
+                "cron-{}-{replica}",
+                <jobs::PruneJobs as jobs::Job>::NAME
+            ))
+            .backend(CronScheduler::new(schedule.clone()))
+            .data(queue.clone())
+            .data(seen.clone())
+            .enable_tracing()
+            .build(enqueue_sweep)
         });
     }
     monitor
@@ -138,7 +148,11 @@ fn ticks_seen_twice(pushes: &[u64], n: usize) -> bool {
 }
 
 async fn queued_jobs(ctx: &SchedulerContext, prefix: &str) -> usize {
-    let config = jobs::redis_config(prefix, jobs::PRUNE_JOBS, &ctx.settings.worker);
+    let config = shared::queue::redis_config(
+        prefix,
+        <jobs::PruneJobs as jobs::Job>::NAME,
+        &ctx.settings.worker,
+    );
     let mut redis = ctx.redis.clone();
     redis::cmd("HLEN")
         .arg(config.job_data_hash())

@@ -5,7 +5,11 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{CheckoutLine, CheckoutPayload, JOB_KIND, MAX_ATTEMPTS};
+use super::{CheckoutLine, CheckoutPayload, MAX_ATTEMPTS};
+use crate::jobs::{Checkout, Job as _};
+
+/// `jobs.kind` of a checkout.
+const JOB_KIND: &str = Checkout::NAME;
 use crate::{
     db::{
         self, StoreError,

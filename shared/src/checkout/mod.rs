@@ -11,9 +11,6 @@ use uuid::Uuid;
 pub use admit::{AdmitError, AdmitRules, Admitted, admit};
 pub use process::{CheckoutDeps, ProcessError, ProcessOutcome, process};
 
-/// The `checkout` job kind in the `jobs` table.
-pub const JOB_KIND: &str = "checkout";
-
 /// Attempts before a checkout job gives up (payment-provider outages are retried with backoff).
 pub const MAX_ATTEMPTS: i32 = 8;
 

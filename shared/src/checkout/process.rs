@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
-    CheckoutPayload, JOB_KIND,
+    CheckoutPayload,
     reserve::{KnownIntent, OrderDraft, Reservation, reserve, store_intent},
 };
 use crate::{
@@ -26,6 +26,7 @@ use crate::{
     domain::money::MoneyLimits,
     gate::StockGate,
     job_events,
+    jobs::{Checkout, Job as _},
     payments::{PaymentError, Payments, matching::ExpectedPayment},
 };
 
@@ -91,7 +92,7 @@ impl From<sqlx::Error> for ProcessError {
 #[tracing::instrument(skip_all, fields(job.id = %job_id))]
 pub async fn process(deps: &CheckoutDeps, job_id: Uuid) -> Result<ProcessOutcome, ProcessError> {
     let mut conn = deps.pool.acquire().await?;
-    let Some(job) = db::jobs::claim(&mut conn, job_id, JOB_KIND, LEASE).await? else {
+    let Some(job) = db::jobs::claim(&mut conn, job_id, Checkout::NAME, LEASE).await? else {
         return Ok(ProcessOutcome::Skipped);
     };
     drop(conn);

@@ -6,7 +6,6 @@ use std::{str::FromStr, time::Duration};
 use cron::Schedule;
 
 use super::{AppEnv, ConfigError, Env};
-use crate::jobs;
 
 /// Error and trace reporting to Sentry.
 #[derive(Debug, Clone)]
@@ -20,38 +19,14 @@ pub struct SentrySettings {
     pub traces_sample_rate: f32,
 }
 
-/// What the scheduler emits and how its replicas elect the one that does.
+/// How the scheduler's replicas elect the one that emits ticks. The schedules themselves
+/// (`SCHEDULE_<JOB>`) are read by the scheduler from the registered periodic jobs, with
+/// [`schedule`].
 #[derive(Debug, Clone)]
 pub struct SchedulerSettings {
-    /// `SCHEDULE_EXPIRE_ORDERS` (`0 * * * * *`, every minute).
-    pub expire_orders: Option<Schedule>,
-    /// `SCHEDULE_RECONCILE_STOCK` (`0 */5 * * * *`, every 5 minutes).
-    pub reconcile_stock: Option<Schedule>,
-    /// `SCHEDULE_REQUEUE_STALE` (`*/30 * * * * *`, every 30 s).
-    pub requeue_stale: Option<Schedule>,
-    /// `SCHEDULE_PURGE_INACTIVE` (`0 0 3 * * *`, daily at 03:00 UTC).
-    pub purge_inactive: Option<Schedule>,
-    /// `SCHEDULE_PRUNE_JOBS` (`0 0 * * * *`, hourly).
-    pub prune_jobs: Option<Schedule>,
-    /// `SCHEDULE_RECONCILE_PAYMENTS` (`30 */10 * * * *`, every 10 minutes).
-    pub reconcile_payments: Option<Schedule>,
     /// `SCHEDULER_LEADER_TTL_SECS` (10): how long the leader lock outlives its holder's last
     /// renewal; renewed every 3/10 of it, so a dead leader is replaced within 1.3 × this.
     pub leader_ttl: Duration,
-}
-
-impl SchedulerSettings {
-    /// Every periodic job with its schedule (`None` = switched off with `off`).
-    pub fn schedules(&self) -> [(&'static str, Option<&Schedule>); 6] {
-        [
-            (jobs::EXPIRE_ORDERS, self.expire_orders.as_ref()),
-            (jobs::RECONCILE_STOCK, self.reconcile_stock.as_ref()),
-            (jobs::REQUEUE_STALE, self.requeue_stale.as_ref()),
-            (jobs::PURGE_INACTIVE, self.purge_inactive.as_ref()),
-            (jobs::PRUNE_JOBS, self.prune_jobs.as_ref()),
-            (jobs::RECONCILE_PAYMENTS, self.reconcile_payments.as_ref()),
-        ]
-    }
 }
 
 /// How far back the sweeps look (read by the worker that runs them).
@@ -118,15 +93,7 @@ pub(super) fn scheduler_settings<F: Fn(&str) -> Option<String>>(
     if leader_ttl < Duration::from_secs(2) {
         return Err(env.invalid("SCHEDULER_LEADER_TTL_SECS", "must be at least 2".into()));
     }
-    Ok(SchedulerSettings {
-        expire_orders: schedule(env, "SCHEDULE_EXPIRE_ORDERS", "0 * * * * *")?,
-        reconcile_stock: schedule(env, "SCHEDULE_RECONCILE_STOCK", "0 */5 * * * *")?,
-        requeue_stale: schedule(env, "SCHEDULE_REQUEUE_STALE", "*/30 * * * * *")?,
-        purge_inactive: schedule(env, "SCHEDULE_PURGE_INACTIVE", "0 0 3 * * *")?,
-        prune_jobs: schedule(env, "SCHEDULE_PRUNE_JOBS", "0 0 * * * *")?,
-        reconcile_payments: schedule(env, "SCHEDULE_RECONCILE_PAYMENTS", "30 */10 * * * *")?,
-        leader_ttl,
-    })
+    Ok(SchedulerSettings { leader_ttl })
 }
 
 pub(super) fn sweep_settings<F: Fn(&str) -> Option<String>>(
@@ -148,22 +115,31 @@ pub(super) fn sweep_settings<F: Fn(&str) -> Option<String>>(
     })
 }
 
-/// A cron expression with a seconds field (6 or 7 fields, UTC), or `off`.
-fn schedule<F: Fn(&str) -> Option<String>>(
-    env: &Env<'_, F>,
-    name: &'static str,
+/// The variable that sets the schedule of periodic job `job`: `SCHEDULE_<JOB>`.
+pub fn schedule_variable(job: &str) -> String {
+    format!("SCHEDULE_{}", job.to_ascii_uppercase())
+}
+
+/// The schedule of periodic job `job` from `SCHEDULE_<JOB>` (looked up with `lookup`), else
+/// `default`: a cron expression with a seconds field (6 or 7 fields, UTC), or `off` (`None`).
+pub fn schedule(
+    lookup: impl Fn(&str) -> Option<String>,
+    job: &str,
     default: &str,
 ) -> Result<Option<Schedule>, ConfigError> {
-    let value = env.string(name, default);
+    let name = schedule_variable(job);
+    let value = lookup(&name).unwrap_or_else(|| default.to_owned());
     if value.trim() == "off" {
         return Ok(None);
     }
-    Schedule::from_str(value.trim()).map(Some).map_err(|e| {
-        env.invalid(
-            name,
-            format!("{value:?} is not a cron expression with seconds ({e}), nor `off`"),
-        )
-    })
+    Schedule::from_str(value.trim())
+        .map(Some)
+        .map_err(|e| ConfigError {
+            // Leaked once per periodic job at start-up, so that the error names the variable
+            // like every other setting does.
+            name: Box::leak(name.into_boxed_str()),
+            reason: format!("{value:?} is not a cron expression with seconds ({e}), nor `off`"),
+        })
 }
 
 fn days<F: Fn(&str) -> Option<String>>(
@@ -190,29 +166,31 @@ mod tests {
     }
 
     #[test]
-    fn the_default_schedules_are_the_documented_ones() {
-        let s = settings(&[]).unwrap().scheduler;
-        let every = |schedule: Option<&Schedule>| {
-            let mut upcoming = schedule.expect("on by default").upcoming(chrono::Utc);
-            let (a, b) = (upcoming.next().unwrap(), upcoming.next().unwrap());
-            (b - a).num_seconds()
-        };
-        let [expire, reconcile, requeue, purge, prune, payments] = s.schedules();
-        assert_eq!(every(expire.1), 60);
-        assert_eq!(every(reconcile.1), 300);
-        assert_eq!(every(requeue.1), 30);
-        assert_eq!(every(purge.1), 86_400);
-        assert_eq!(every(prune.1), 3_600);
-        assert_eq!(every(payments.1), 600);
-        assert_eq!(s.leader_ttl, Duration::from_secs(10));
-    }
-
-    #[test]
     fn a_schedule_can_be_switched_off_and_a_bad_one_names_its_variable() {
-        let s = settings(&[("SCHEDULE_PRUNE_JOBS", "off")]).unwrap();
-        assert!(s.scheduler.prune_jobs.is_none());
-        let err = settings(&[("SCHEDULE_REQUEUE_STALE", "every 30s")]).unwrap_err();
+        let lookup = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let off = schedule(
+            lookup(&[("SCHEDULE_PRUNE_JOBS", "off")]),
+            "prune_jobs",
+            "0 0 * * * *",
+        );
+        assert!(off.unwrap().is_none());
+        let default = schedule(lookup(&[]), "prune_jobs", "0 0 * * * *").unwrap();
+        assert!(default.is_some());
+        let err = schedule(
+            lookup(&[("SCHEDULE_REQUEUE_STALE", "every 30s")]),
+            "requeue_stale",
+            "*/30 * * * * *",
+        )
+        .unwrap_err();
         assert_eq!(err.name, "SCHEDULE_REQUEUE_STALE");
+        let s = settings(&[]).unwrap().scheduler;
+        assert_eq!(s.leader_ttl, Duration::from_secs(10));
     }
 
     #[test]

@@ -34,9 +34,6 @@ use crate::{
     db::addresses::AddressRow,
 };
 
-/// The `geocode_address` job kind in the `jobs` table (and its queue name).
-pub const JOB_KIND: &str = crate::jobs::GEOCODE_ADDRESS;
-
 /// Attempts (provider calls) before a job gives up and the address ends `failed`. With
 /// [`retry_delay`] the retries span roughly two to four minutes, enough to ride out a
 /// per-second quota or a short provider outage; a longer outage is an operator's problem.

@@ -20,7 +20,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
-    AddressQuery, GeocodeAnswer, GeocodeError, GeocodePayload, Geocoder, JOB_KIND,
+    AddressQuery, GeocodeAnswer, GeocodeError, GeocodePayload, Geocoder,
     cache::GeocodeCache,
     google::GoogleGeocoder,
     rate_limit::RateLimiter,
@@ -30,6 +30,7 @@ use super::{
 use crate::{
     config::GeocoderSettings,
     db::{self, StoreError, addresses::AddressRow, addresses::GeocodeUpdate, jobs::JobRow},
+    jobs::{GeocodeAddress, Job as _},
 };
 
 /// Added to the longest attempt (rate-limit wait plus provider timeout) to get the lease: how
@@ -142,7 +143,8 @@ impl From<sqlx::Error> for ProcessError {
 #[tracing::instrument(skip_all, fields(job.id = %job_id))]
 pub async fn process(deps: &GeocodeDeps, job_id: Uuid) -> Result<ProcessOutcome, ProcessError> {
     let mut conn = deps.pool.acquire().await?;
-    let Some(job) = db::jobs::claim(&mut conn, job_id, JOB_KIND, deps.lease()).await? else {
+    let Some(job) = db::jobs::claim(&mut conn, job_id, GeocodeAddress::NAME, deps.lease()).await?
+    else {
         return Ok(ProcessOutcome::Skipped);
     };
     let address = match serde_json::from_value::<GeocodePayload>(job.payload.clone()) {

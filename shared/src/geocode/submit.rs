@@ -5,7 +5,8 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{GeocodePayload, JOB_KIND, MAX_ATTEMPTS};
+use super::{GeocodePayload, MAX_ATTEMPTS};
+use crate::jobs::{GeocodeAddress, Job as _};
 use crate::{
     db::{
         self, StoreError,
@@ -61,7 +62,7 @@ pub async fn submit(
     let job = db::jobs::insert(
         &mut tx,
         &NewJob {
-            kind: JOB_KIND,
+            kind: GeocodeAddress::NAME,
             owner_id: Some(user_id),
             payload: &payload,
             idempotency_key: None,

@@ -29,9 +29,6 @@ pub use request::{RefundAccepted, RefundRequestError, request};
 
 use crate::domain::ValidationErrors;
 
-/// The `refund_order` job kind (and queue).
-pub const JOB_KIND: &str = crate::jobs::REFUND_ORDER;
-
 /// Attempts before a refund job gives up (payment-provider outages are retried with backoff).
 pub const MAX_ATTEMPTS: i32 = 8;
 

@@ -19,6 +19,7 @@ use crate::{
         settlement::{LineRefund, RefundedLines},
     },
     job_events,
+    jobs::{Job as _, RefundOrder},
     payment_events::PaymentDeps,
     payments::PaymentError,
 };
@@ -62,7 +63,7 @@ impl From<sqlx::Error> for RefundError {
 #[tracing::instrument(skip_all, fields(job.id = %job_id))]
 pub async fn process(deps: &PaymentDeps, job_id: Uuid) -> Result<RefundOutcome, RefundError> {
     let mut conn = deps.pool.acquire().await?;
-    let Some(job) = db::jobs::claim(&mut conn, job_id, super::JOB_KIND, LEASE).await? else {
+    let Some(job) = db::jobs::claim(&mut conn, job_id, RefundOrder::NAME, LEASE).await? else {
         return Ok(RefundOutcome::Skipped);
     };
     drop(conn);

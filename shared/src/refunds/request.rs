@@ -3,7 +3,8 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{JOB_KIND, MAX_ATTEMPTS, RefundPayload, RefundScope};
+use super::{MAX_ATTEMPTS, RefundPayload, RefundScope};
+use crate::jobs::{Job as _, RefundOrder};
 use crate::{
     db::{self, StoreError, orders::OrderLineRow},
     domain::money,
@@ -112,7 +113,7 @@ pub async fn request(
     let job = db::jobs::insert(
         &mut tx,
         &db::jobs::NewJob {
-            kind: JOB_KIND,
+            kind: RefundOrder::NAME,
             owner_id: Some(user_id),
             payload: &payload,
             // Deduplicated by the active-job check under the order lock instead, so a new

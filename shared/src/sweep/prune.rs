@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::Script;
 
 use super::{BATCH, MAX_BATCHES, SweepDeps, SweepError};
-use crate::{db::sweeps, jobs, metrics};
+use crate::{db::sweeps, jobs, metrics, queue};
 
 /// Deletes the finished tasks among `ARGV[3..]` whose `done_at` is before `ARGV[2]`.
 /// `KEYS[1]`: the done or dead set; `KEYS[2]`: the data hash; `ARGV[1]`: the meta key prefix.
@@ -58,8 +58,8 @@ pub async fn prune_jobs(deps: &SweepDeps) -> Result<PruneReport, SweepError> {
         }
     }
     let cutoff = unix_now().saturating_sub(deps.settings.task_retention.as_secs());
-    for job in jobs::QUEUES {
-        let config = jobs::redis_config(&deps.prefix, job, &deps.worker);
+    for job in jobs::names() {
+        let config = queue::redis_config(&deps.prefix, job, &deps.worker);
         for set in [config.done_jobs_set(), config.dead_jobs_set()] {
             report.queue_tasks += prune_set(
                 deps,

@@ -7,8 +7,15 @@
 //! most once per grace period (the sweep marks it), so a queue backlog longer than the grace
 //! costs one duplicate delivery per waiting job per period, not one per sweep.
 
+use std::time::Duration;
+
 use super::{BATCH, MAX_BATCHES, SweepDeps, SweepError};
-use crate::{db::sweeps, jobs, metrics};
+use crate::{
+    db::sweeps,
+    jobs::{self, Job as _, PaymentEvent},
+    metrics,
+    queue::{JobTask, WebhookEventTask},
+};
 
 /// What a run pushed again.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -41,6 +48,7 @@ pub async fn requeue_stale(deps: &SweepDeps) -> Result<RequeueReport, SweepError
 async fn requeue_jobs(deps: &SweepDeps, report: &mut RequeueReport) -> Result<(), SweepError> {
     let queue = deps.queue();
     let settings = &deps.settings;
+    let row_jobs = jobs::row_jobs();
     for _ in 0..MAX_BATCHES {
         let stale = {
             let mut conn = deps.pool.acquire().await?;
@@ -54,15 +62,18 @@ async fn requeue_jobs(deps: &SweepDeps, report: &mut RequeueReport) -> Result<()
         };
         for (id, kind) in &stale {
             // A job's kind is the name of its queue.
-            let Some(queue_name) = jobs::QUEUES.iter().find(|q| **q == kind.as_str()) else {
+            let Some(job) = row_jobs.iter().find(|job| **job == kind.as_str()) else {
                 tracing::error!(job.id = %id, job.kind = %kind, "stale job of an unknown kind");
                 report.failed += 1;
                 continue;
             };
-            match queue.push(queue_name, *id).await {
+            match queue
+                .push(job, JobTask { job_id: *id }, Duration::ZERO)
+                .await
+            {
                 Ok(()) => {
                     tracing::info!(job.id = %id, job.kind = %kind, "stale job pushed again");
-                    metrics::REQUEUED.inc(&[queue_name]);
+                    metrics::REQUEUED.inc(&[job]);
                     report.jobs += 1;
                 }
                 Err(e) => {
@@ -97,10 +108,13 @@ async fn requeue_webhook_events(
             .await?
         };
         for id in &stale {
-            match queue.push_webhook_event(id).await {
+            let task = WebhookEventTask {
+                event_id: id.clone(),
+            };
+            match PaymentEvent::enqueue(&queue, task).await {
                 Ok(()) => {
                     tracing::info!(event.id = %id, "unprocessed webhook event pushed again");
-                    metrics::REQUEUED.inc(&[jobs::PAYMENT_EVENT]);
+                    metrics::REQUEUED.inc(&[PaymentEvent::NAME]);
                     report.webhook_events += 1;
                 }
                 Err(e) => {

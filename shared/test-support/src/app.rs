@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use shared::{
     checkout::{CheckoutDeps, ProcessOutcome},
     config::Settings,
+    jobs::{Checkout, GeocodeAddress, Job},
 };
 use sqlx::PgPool;
 
@@ -117,9 +118,10 @@ impl TestApp {
         let redis = shared::kv::connect_redis(&settings.redis_url)
             .await
             .expect("connect to Redis");
-        let payments =
-            shared::payments::Payments::from_settings(&settings.stripe).expect("payment settings");
-        let state = AppState::new(db.pool.clone(), redis.clone(), settings.clone(), payments);
+        let services =
+            shared::services::Services::new(db.pool.clone(), redis.clone(), settings.clone())
+                .expect("payment and geocoder settings");
+        let state = AppState::new(services);
         let client = TestClient::new(TestPeer(api::app(state.clone())).boxed());
         Self {
             client,
@@ -132,21 +134,13 @@ impl TestApp {
 
     /// What the checkout job handler needs, built from the app's own state.
     pub fn checkout_deps(&self) -> CheckoutDeps {
-        CheckoutDeps {
-            pool: self.pool().clone(),
-            redis: self.redis.clone(),
-            prefix: self.settings.redis_prefix.clone(),
-            gate: self.state.gate.clone(),
-            payments: self.state.payments.clone(),
-            order_ttl: self.settings.order_ttl,
-            limits: self.settings.limits,
-        }
+        self.state.services.checkout()
     }
 
     /// Runs every queued checkout job inline, as a worker would (tests never wait for one).
     pub async fn run_checkout_jobs(&self) -> Vec<ProcessOutcome> {
         let mut conn = self.pool().acquire().await.expect("connection");
-        let ids = shared::db::jobs::queued_ids(&mut conn, shared::checkout::JOB_KIND)
+        let ids = shared::db::jobs::queued_ids(&mut conn, <Checkout as Job>::NAME)
             .await
             .expect("queued jobs");
         drop(conn);
@@ -467,15 +461,7 @@ impl TestApp {
     /// What the geocoding job handler needs, built from the app's settings (`GEOCODER`,
     /// `GOOGLE_GEOCODING_URL`, ...) exactly as a worker builds it.
     pub fn geocode_deps(&self) -> shared::geocode::GeocodeDeps {
-        let geocoder = shared::geocode::Geocoder::from_settings(&self.settings.geocoder)
-            .expect("geocoder settings");
-        shared::geocode::GeocodeDeps::new(
-            self.pool().clone(),
-            self.redis.clone(),
-            &self.settings.redis_prefix,
-            geocoder,
-            &self.settings.geocoder,
-        )
+        self.state.services.geocode()
     }
 
     /// Runs every queued geocoding job once, inline, as a worker would (tests never wait for
@@ -483,7 +469,7 @@ impl TestApp {
     /// the retry now, without its backoff delay.
     pub async fn run_geocode_jobs(&self) -> Vec<shared::geocode::ProcessOutcome> {
         let mut conn = self.pool().acquire().await.expect("connection");
-        let ids = shared::db::jobs::queued_ids(&mut conn, shared::geocode::JOB_KIND)
+        let ids = shared::db::jobs::queued_ids(&mut conn, <GeocodeAddress as Job>::NAME)
             .await
             .expect("queued jobs");
         drop(conn);

@@ -7,6 +7,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use shared::{
     expiry::ExpiryReport,
+    jobs::{Job, RefundOrder},
     payment_events::{self, EventOutcome, PaymentDeps},
     refunds::{self, RefundOutcome},
 };
@@ -33,14 +34,7 @@ pub fn stripe_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
 impl TestApp {
     /// What the payment jobs need, built from the app's own state and settings.
     pub fn payment_deps(&self) -> PaymentDeps {
-        PaymentDeps {
-            pool: self.pool().clone(),
-            redis: self.redis.clone(),
-            prefix: self.settings.redis_prefix.clone(),
-            gate: self.state.gate.clone(),
-            payments: self.state.payments.clone(),
-            fee_bps: self.settings.platform_fee_bps,
-        }
+        self.state.services.payment()
     }
 
     /// Runs every unprocessed webhook event once, oldest first, inline. An event whose delivery
@@ -62,7 +56,7 @@ impl TestApp {
     /// Runs every queued refund job once, inline.
     pub async fn run_refund_jobs(&self) -> Vec<RefundOutcome> {
         let mut conn = self.pool().acquire().await.expect("connection");
-        let ids = shared::db::jobs::queued_ids(&mut conn, refunds::JOB_KIND)
+        let ids = shared::db::jobs::queued_ids(&mut conn, <RefundOrder as Job>::NAME)
             .await
             .expect("queued jobs");
         drop(conn);

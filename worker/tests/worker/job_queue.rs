@@ -10,7 +10,7 @@ use std::{
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
 use serde::{Deserialize, Serialize};
-use shared::{config::Settings, jobs, shutdown::StopSignal};
+use shared::{config::Settings, shutdown::StopSignal};
 use tokio::sync::{mpsc, oneshot};
 use worker::{
     JobContext, QueueSelection, RestartPolicy, build_monitor,
@@ -64,7 +64,7 @@ fn monitor_with_echo(
     // No real job is selected, so only the echo worker consumes its private queue.
     let none = QueueSelection::Only(Default::default());
     build_monitor(&ctx, &none, policy).register(move |_restarts| {
-        let queue = jobs::queue_name(&ctx.settings.redis_prefix, ECHO);
+        let queue = shared::queue::queue_name(&ctx.settings.redis_prefix, ECHO);
         WorkerBuilder::new(worker_name(&queue))
             .backend(job_backend::<Echo>(&ctx, ECHO))
             .data(ctx.clone())
@@ -97,7 +97,7 @@ async fn a_pushed_task_is_picked_up_quickly_deduplicated_and_handled_once() {
             run_until_stopped(monitor, signal, &policy).await
         }
     });
-    let config = jobs::redis_config(&prefix, ECHO, &ctx.settings.worker);
+    let config = shared::queue::redis_config(&prefix, ECHO, &ctx.settings.worker);
     let mut producer = RedisStorage::<Echo>::new(ctx.redis.clone()).with_config(config.clone());
     wait_until_a_worker_is_registered(&ctx, &config).await;
 

@@ -1,8 +1,12 @@
 //! The worker's metrics listener, and its memory under load.
 
+use shared::jobs::Job as _;
 use std::time::{Duration, Instant};
 
-use shared::{jobs, queue::JobQueue};
+use shared::{
+    jobs,
+    queue::{JobQueue, JobTask},
+};
 use test_support::TestApp;
 use uuid::Uuid;
 
@@ -69,18 +73,30 @@ async fn a_worker_under_load_stays_under_40_mb_of_memory() {
         &app.settings.worker,
     );
     const PER_QUEUE: usize = 1_500;
-    for job in [jobs::CHECKOUT, jobs::GEOCODE_ADDRESS, jobs::REFUND_ORDER] {
+    for job in [
+        jobs::Checkout::NAME,
+        jobs::GeocodeAddress::NAME,
+        jobs::RefundOrder::NAME,
+    ] {
         for _ in 0..PER_QUEUE {
-            queue.push(job, Uuid::now_v7()).await.expect("push");
+            let task = JobTask {
+                job_id: Uuid::now_v7(),
+            };
+            queue.push(job, task, Duration::ZERO).await.expect("push");
         }
     }
 
     // Act: wait until all are done.
-    let config = |job| jobs::redis_config(&app.settings.redis_prefix, job, &app.settings.worker);
+    let config =
+        |job| shared::queue::redis_config(&app.settings.redis_prefix, job, &app.settings.worker);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let mut done = 0;
-        for job in [jobs::CHECKOUT, jobs::GEOCODE_ADDRESS, jobs::REFUND_ORDER] {
+        for job in [
+            jobs::Checkout::NAME,
+            jobs::GeocodeAddress::NAME,
+            jobs::RefundOrder::NAME,
+        ] {
             let n: usize = redis::cmd("SCARD")
                 .arg(config(job).done_jobs_set())
                 .query_async(&mut app.redis.clone())

@@ -3,13 +3,17 @@
 //! private `redis-server` (installed with Redis; `.ci/run` installs it), since restarting the
 //! shared one would disturb every other test.
 
+use shared::jobs::Job as _;
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use shared::{jobs, queue::JobQueue};
+use shared::{
+    jobs,
+    queue::{JobQueue, JobTask},
+};
 use test_support::TestApp;
 use uuid::Uuid;
 
@@ -90,15 +94,15 @@ async fn after_a_redis_restart_the_worker_reconnects_and_consumes_again() {
         &app.settings.worker,
     );
     // A task for a job row that does not exist: the handler finds nothing to claim and ends.
-    queue
-        .push(jobs::CHECKOUT, Uuid::now_v7())
-        .await
-        .expect("push");
+    let task = JobTask {
+        job_id: Uuid::now_v7(),
+    };
+    jobs::Checkout::enqueue(&queue, task).await.expect("push");
 
     // Assert: the task is handled, and the worker process is still the same one.
-    let done_set = jobs::redis_config(
+    let done_set = shared::queue::redis_config(
         &app.settings.redis_prefix,
-        jobs::CHECKOUT,
+        jobs::Checkout::NAME,
         &app.settings.worker,
     )
     .done_jobs_set();

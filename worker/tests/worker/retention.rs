@@ -3,6 +3,7 @@
 //! retention.
 
 use serde_json::json;
+use shared::jobs::Job as _;
 use shared::{jobs, sweep};
 use test_support::TestApp;
 use uuid::Uuid;
@@ -128,7 +129,7 @@ async fn prune_jobs_deletes_only_finished_work_past_retention() {
     }
     // Tasks in Redis: done 2 days ago, dead 2 days ago, done an hour ago, and one waiting for a
     // retry (in no finished set) that finished an attempt 2 days ago.
-    let config = queue_config(&app, jobs::CHECKOUT);
+    let config = queue_config(&app, jobs::Checkout::NAME);
     let now = chrono::Utc::now().timestamp();
     let tasks = [
         ("old-done", Some(config.done_jobs_set()), now - 2 * 86_400),

@@ -4,6 +4,7 @@
 
 use apalis_redis::Config;
 use serde_json::json;
+use shared::jobs::Job as _;
 use shared::{
     checkout, db, jobs, metrics,
     queue::JobTask,
@@ -27,7 +28,7 @@ pub fn deps(app: &TestApp) -> SweepDeps {
 
 /// The apalis configuration of a queue of the app under test.
 pub fn queue_config(app: &TestApp, job: &str) -> Config {
-    jobs::redis_config(&app.settings.redis_prefix, job, &app.settings.worker)
+    shared::queue::redis_config(&app.settings.redis_prefix, job, &app.settings.worker)
 }
 
 /// Moves a row's `updated_at` into the past (the trigger would reset it on a plain UPDATE).
@@ -87,7 +88,7 @@ async fn requeue_stale_pushes_again_a_job_whose_push_was_lost() {
     // Arrange: an unpushed checkout, quiet for longer than the grace period.
     let app = TestApp::spawn().await;
     let job = unpushed_checkout(&app).await;
-    assert!(queued_payloads(&app, jobs::CHECKOUT).await.is_empty());
+    assert!(queued_payloads(&app, jobs::Checkout::NAME).await.is_empty());
     backdate(&app, "jobs", &job.to_string(), 31).await;
 
     // Act
@@ -97,7 +98,7 @@ async fn requeue_stale_pushes_again_a_job_whose_push_was_lost() {
     // Assert: pushed once onto its queue; the next sweep leaves it alone for a grace period.
     assert_eq!(first.jobs, 1);
     assert_eq!(second.jobs, 0);
-    let payloads = queued_payloads(&app, jobs::CHECKOUT).await;
+    let payloads = queued_payloads(&app, jobs::Checkout::NAME).await;
     assert_eq!(payloads, vec![json!(JobTask { job_id: job })]);
     assert_eq!(app.run_checkout_jobs().await.len(), 1);
 }
@@ -134,7 +135,7 @@ async fn requeue_stale_leaves_fresh_retrying_and_leased_jobs_alone_but_takes_ove
     set("UPDATE jobs SET lease_expires_at = now() - interval '60 s' WHERE id = $1").await;
     backdate(&app, "jobs", &id, 120).await;
     assert_eq!(sweep::requeue_stale(&deps(&app)).await.unwrap().jobs, 1);
-    assert_eq!(queued_payloads(&app, jobs::CHECKOUT).await.len(), 1);
+    assert_eq!(queued_payloads(&app, jobs::Checkout::NAME).await.len(), 1);
 }
 
 #[tokio::test]
@@ -157,7 +158,7 @@ async fn requeue_stale_pushes_again_an_unprocessed_webhook_event() {
     let report = sweep::requeue_stale(&deps(&app)).await.expect("sweep");
 
     assert_eq!(report.webhook_events, 1);
-    let payloads = queued_payloads(&app, jobs::PAYMENT_EVENT).await;
+    let payloads = queued_payloads(&app, jobs::PaymentEvent::NAME).await;
     assert_eq!(payloads, vec![json!({ "event_id": "evt_lost" })]);
 }
 

@@ -1,6 +1,7 @@
 //! The geocoding job against a fake of Google's Geocoding API: every answer Google can give,
 //! retries, the cache and the fleet-wide rate limit.
 
+use shared::jobs::Job as _;
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -414,7 +415,7 @@ async fn two_workers_sharing_redis_never_exceed_the_configured_rate_together() {
             .unwrap(),
     );
     let mut conn = app.pool().acquire().await.unwrap();
-    let ids = shared::db::jobs::queued_ids(&mut conn, shared::geocode::JOB_KIND)
+    let ids = shared::db::jobs::queued_ids(&mut conn, shared::jobs::GeocodeAddress::NAME)
         .await
         .unwrap();
     drop(conn);
@@ -474,7 +475,7 @@ async fn a_job_finding_no_free_rate_limit_slot_is_deferred_without_using_an_atte
     let mut deps = app.geocode_deps();
     deps.max_rate_wait = Duration::ZERO;
     let mut conn = app.pool().acquire().await.unwrap();
-    let ids = shared::db::jobs::queued_ids(&mut conn, shared::geocode::JOB_KIND)
+    let ids = shared::db::jobs::queued_ids(&mut conn, shared::jobs::GeocodeAddress::NAME)
         .await
         .unwrap();
     drop(conn);

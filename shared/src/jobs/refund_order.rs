@@ -1,0 +1,29 @@
+//! `refund_order`: refunds unshipped lines of a paid order, asked for by its buyer or a seller.
+
+use super::{Failure, Job};
+use crate::{
+    queue::JobTask,
+    refunds::{self, RefundError, RefundOutcome},
+    services::Services,
+};
+
+/// Processes the `jobs` row of an accepted refund request (`refunds::process`).
+pub struct RefundOrder;
+
+impl Job for RefundOrder {
+    const NAME: &'static str = "refund_order";
+    type Payload = JobTask;
+    type Output = RefundOutcome;
+    type Error = RefundError;
+
+    async fn run(services: &Services, task: JobTask) -> Result<RefundOutcome, RefundError> {
+        refunds::process(&services.payment(), task.job_id).await
+    }
+
+    fn failure(error: &RefundError) -> Failure {
+        match error {
+            RefundError::PaymentUnavailable(_) => Failure::Transient,
+            _ => Failure::Unexpected,
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! `requeue_stale`: pushes again the jobs and webhook events that Postgres says are pending and
+//! Redis lost.
+
+use super::Periodic;
+use crate::{
+    services::Services,
+    sweep::{self, RequeueReport, SweepError},
+};
+
+/// Every 30 s (`SCHEDULE_REQUEUE_STALE`). A duplicate push is harmless: every handler claims
+/// its row first.
+pub struct RequeueStale;
+
+impl Periodic for RequeueStale {
+    const NAME: &'static str = "requeue_stale";
+    const SCHEDULE: &'static str = "*/30 * * * * *";
+    type Report = RequeueReport;
+    type Error = SweepError;
+
+    async fn run(services: &Services) -> Result<RequeueReport, SweepError> {
+        sweep::requeue_stale(&services.sweeps()).await
+    }
+}

@@ -1,0 +1,126 @@
+//! The connections and clients every process works with, opened once by [`Services::connect`]
+//! and handed around by reference: the api's state, the worker's job context, the scheduler and
+//! the test app all wrap one `Services`, and each flow takes its dependencies from it.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+
+use crate::{
+    checkout::CheckoutDeps,
+    config::Settings,
+    gate::StockGate,
+    geocode::{GeocodeDeps, Geocoder},
+    payment_events::PaymentDeps,
+    payments::Payments,
+    queue::JobQueue,
+    sweep::SweepDeps,
+};
+
+/// Connections, clients and settings of one process. Cheap to clone: every field is a handle
+/// to something shared.
+#[derive(Clone)]
+pub struct Services {
+    /// The Postgres pool.
+    pub pool: PgPool,
+    /// A reconnecting Redis connection; queues, the gate and the limiters are built on it.
+    pub redis: ConnectionManager,
+    /// The process settings.
+    pub settings: Arc<Settings>,
+    /// The producer side of every job queue.
+    pub queue: JobQueue,
+    /// The Redis stock gate in front of checkout.
+    pub gate: StockGate,
+    /// The payment provider (Stripe, or development mode).
+    pub payments: Payments,
+    /// The address geocoder (Google, or none with `GEOCODER=none`).
+    pub geocoder: Geocoder,
+}
+
+impl Services {
+    /// Connects to Postgres and Redis and builds the clients. A wrong URL, an unreachable
+    /// server or an unusable provider setting stops start-up here, not the first request.
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let pool = crate::kv::connect_postgres(&settings)
+            .await
+            .context("Failed to connect to Postgres (DATABASE_URL)")?;
+        let redis = crate::kv::connect_redis(&settings.redis_url)
+            .await
+            .context("Failed to connect to Redis (REDIS_URL)")?;
+        Self::new(pool, redis, settings)
+    }
+
+    /// Builds the clients over connections that are already open (the test app's own
+    /// database, say).
+    pub fn new(pool: PgPool, redis: ConnectionManager, settings: Settings) -> anyhow::Result<Self> {
+        let payments = Payments::from_settings(&settings.stripe)
+            .context("Invalid Stripe settings (PAYMENTS, STRIPE_SECRET_KEY, STRIPE_API_BASE)")?;
+        tracing::info!(
+            payment_mode = payments.mode_name(),
+            "payment provider ready"
+        );
+        let geocoder = Geocoder::from_settings(&settings.geocoder).context(
+            "Invalid geocoder settings (GEOCODER, GOOGLE_MAPS_API_KEY, GOOGLE_GEOCODING_URL)",
+        )?;
+        let prefix = &settings.redis_prefix;
+        Ok(Self {
+            queue: JobQueue::new(redis.clone(), prefix, &settings.worker),
+            gate: StockGate::new(redis.clone(), prefix),
+            pool,
+            redis,
+            settings: Arc::new(settings),
+            payments,
+            geocoder,
+        })
+    }
+
+    /// What checkout processing needs.
+    pub fn checkout(&self) -> CheckoutDeps {
+        CheckoutDeps {
+            pool: self.pool.clone(),
+            redis: self.redis.clone(),
+            prefix: self.settings.redis_prefix.clone(),
+            gate: self.gate.clone(),
+            payments: self.payments.clone(),
+            order_ttl: self.settings.order_ttl,
+            limits: self.settings.limits,
+        }
+    }
+
+    /// What geocoding needs. The rate limiter lives in Redis, so every replica shares one
+    /// request budget.
+    pub fn geocode(&self) -> GeocodeDeps {
+        GeocodeDeps::new(
+            self.pool.clone(),
+            self.redis.clone(),
+            &self.settings.redis_prefix,
+            self.geocoder.clone(),
+            &self.settings.geocoder,
+        )
+    }
+
+    /// What the payment flows (webhook events, expiry, refunds, reconciliation) need.
+    pub fn payment(&self) -> PaymentDeps {
+        PaymentDeps {
+            pool: self.pool.clone(),
+            redis: self.redis.clone(),
+            prefix: self.settings.redis_prefix.clone(),
+            gate: self.gate.clone(),
+            payments: self.payments.clone(),
+            fee_bps: self.settings.platform_fee_bps,
+        }
+    }
+
+    /// What the periodic sweeps need.
+    pub fn sweeps(&self) -> SweepDeps {
+        SweepDeps {
+            pool: self.pool.clone(),
+            redis: self.redis.clone(),
+            prefix: self.settings.redis_prefix.clone(),
+            worker: self.settings.worker.clone(),
+            settings: self.settings.sweeps.clone(),
+        }
+    }
+}
