@@ -3,19 +3,18 @@
 //! Every failure leaves as `{"error": {"code", "message", "details"}}`: domain errors through
 //! `ApiError` (listed per operation in the OpenAPI document), and framework errors (malformed
 //! JSON, unknown route, missing auth, body too large) through [`json_errors`]. 5xx answers log the
-//! full cause chain and tell the client nothing internal.
+//! full cause chain and tell the client nothing internal. Which domain error gets which answer
+//! is decided in one place, `error/domain.rs`; a unique or check constraint a handler expects is
+//! mapped with [`OnConstraint`].
 
 use poem::{Endpoint, IntoResponse, Request, Response, http::StatusCode};
 use poem_openapi::{ApiResponse, Object, payload::Json};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+use shared::db::StoreError;
 
 pub use crate::error_code::ErrorCode;
-use shared::{
-    auth::AuthError,
-    cart::CartError,
-    db::StoreError,
-    domain::{ValidationErrors, cursor::InvalidCursor, money::LimitExceeded},
-};
+
+mod domain;
 
 /// The error envelope.
 #[derive(Debug, Clone, Object)]
@@ -73,7 +72,7 @@ pub enum ApiError {
     Unavailable(Json<ErrorBody>),
 }
 
-fn body(code: ErrorCode, message: impl Into<String>, details: Value) -> Json<ErrorBody> {
+pub(crate) fn body(code: ErrorCode, message: impl Into<String>, details: Value) -> Json<ErrorBody> {
     Json(ErrorBody {
         error: ErrorDetail {
             code,
@@ -140,114 +139,6 @@ impl ApiError {
     }
 }
 
-impl From<ValidationErrors> for ApiError {
-    fn from(errors: ValidationErrors) -> Self {
-        let mut fields = Map::new();
-        for e in &errors.0 {
-            fields.insert(e.field.to_owned(), Value::String(e.message.clone()));
-        }
-        Self::unprocessable(
-            ErrorCode::ValidationFailed,
-            errors.to_string(),
-            json!({ "fields": fields }),
-        )
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => Self::not_found(ErrorCode::ResourceNotFound),
-            other => Self::internal(&other),
-        }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        StoreError::from(e).into()
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Invalid(v) => v.into(),
-            AuthError::InvalidCredentials => Self::Unauthorized(body(
-                ErrorCode::InvalidCredentials,
-                "username or password is incorrect",
-                json!({}),
-            )),
-            AuthError::InvalidToken => Self::unauthorized(),
-            AuthError::WrongPassword => Self::unprocessable(
-                ErrorCode::WrongPassword,
-                "the current password is incorrect",
-                json!({ "fields": { "current_password": "is incorrect" } }),
-            ),
-            AuthError::Throttled { retry_after_secs } => Self::TooManyRequests(
-                body(
-                    ErrorCode::TooManyAttempts,
-                    "too many failed login attempts; try again later",
-                    json!({ "retry_after_secs": retry_after_secs }),
-                ),
-                retry_after_secs,
-            ),
-            AuthError::Taken { field } => Self::conflict(
-                if field == "email" {
-                    ErrorCode::EmailTaken
-                } else {
-                    ErrorCode::UsernameTaken
-                },
-                format!("{field} is already taken"),
-                json!({ "field": field }),
-            ),
-            AuthError::Store(e) => e.into(),
-            AuthError::Unexpected(e) => Self::internal(e.as_ref()),
-        }
-    }
-}
-
-impl From<CartError> for ApiError {
-    fn from(e: CartError) -> Self {
-        let message = e.to_string();
-        match e {
-            CartError::ListingNotFound => Self::not_found(ErrorCode::ListingNotFound),
-            CartError::OwnListing => Self::unprocessable(ErrorCode::OwnListing, message, json!({})),
-            CartError::ListingInactive => {
-                Self::unprocessable(ErrorCode::ListingInactive, message, json!({}))
-            }
-            CartError::InvalidQuantity { available } => Self::unprocessable(
-                ErrorCode::InvalidQuantity,
-                message,
-                json!({ "available": available }),
-            ),
-            CartError::CurrencyMismatch { cart, listing } => Self::unprocessable(
-                ErrorCode::CurrencyMismatch,
-                message,
-                json!({ "cart_currency": cart, "listing_currency": listing }),
-            ),
-            CartError::LimitExceeded(limit) => limit.into(),
-            CartError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<InvalidCursor> for ApiError {
-    fn from(e: InvalidCursor) -> Self {
-        Self::bad_request(ErrorCode::InvalidCursor, e.to_string())
-    }
-}
-
-impl From<LimitExceeded> for ApiError {
-    fn from(e: LimitExceeded) -> Self {
-        Self::unprocessable(
-            ErrorCode::LimitExceeded,
-            e.to_string(),
-            json!({ "limit": e.limit, "max": e.max }),
-        )
-    }
-}
-
 /// The code for a framework error of this status.
 fn code_for(status: StatusCode) -> ErrorCode {
     match status {
@@ -309,6 +200,25 @@ pub async fn json_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Res
     match next.call(req).await {
         Ok(resp) => Ok(resp.into_response()),
         Err(err) => Ok(error_response(err)),
+    }
+}
+
+/// Maps one named constraint violation of a write to the answer the client should get; every
+/// other error keeps its usual conversion.
+pub trait OnConstraint<T> {
+    /// `answer` when the write broke constraint `name` (from the migrations).
+    fn on_constraint(self, name: &str, answer: impl FnOnce() -> ApiError) -> Result<T, ApiError>;
+}
+
+impl<T> OnConstraint<T> for Result<T, StoreError> {
+    fn on_constraint(self, name: &str, answer: impl FnOnce() -> ApiError) -> Result<T, ApiError> {
+        self.map_err(|e| {
+            if e.constraint() == Some(name) {
+                answer()
+            } else {
+                e.into()
+            }
+        })
     }
 }
 

@@ -8,6 +8,7 @@ pub mod fields;
 pub mod job_waiter;
 pub mod observe;
 pub mod optional_body;
+pub mod page;
 pub mod routes;
 pub mod security;
 pub mod state;

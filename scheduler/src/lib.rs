@@ -1,7 +1,7 @@
 //! The scheduler process: turns schedules into jobs on the Redis queues.
 //!
 //! It only enqueues; the work runs in the worker, so retries, concurrency and logs are the same
-//! for every job (STYLE convention 10). `main` only reads the settings and sets up telemetry;
+//! for every job. `main` only reads the settings and sets up telemetry;
 //! everything else lives here so that tests can drive it. Schedules are registered in one
 //! place, [`schedules::register_all`].
 //!

@@ -1,5 +1,5 @@
 //! The `expire_orders` job: pending orders past their deadline give their units back
-//! (DESIGN.md, "Expiry").
+//! (`docs/ARCHITECTURE.md`, "Payments").
 //!
 //! Per batch: claim the candidates in one short transaction (`FOR UPDATE SKIP LOCKED` plus a
 //! short lease on the order, so concurrent runs take disjoint orders), then, with no lock held,

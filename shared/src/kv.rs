@@ -18,7 +18,8 @@ pub async fn connect_postgres(settings: &Settings) -> Result<PgPool, sqlx::Error
 }
 
 /// Opens a reconnecting Redis connection. The response timeout is raised from the 500 ms
-/// default, which drops whole connections under load (see STACK.md, pitfall 7).
+/// default, which drops whole connections under load (a stall longer than it ends apalis workers;
+/// `docs/ARCHITECTURE.md`, "Queues").
 pub async fn connect_redis(url: &str) -> Result<ConnectionManager, redis::RedisError> {
     let client = redis::Client::open(url)?;
     let config = ConnectionManagerConfig::new()

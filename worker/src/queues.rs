@@ -86,7 +86,7 @@ pub type JobBackend<T> = PollWith<RedisStorage<T>, WakeOnPush>;
 ///
 /// It fetches as soon as a producer announces a push, and at least every
 /// `WORKER_POLL_INTERVAL_MS`: on its own, an idle apalis-redis worker only looks for new tasks
-/// at its heartbeat, which delays pickup by seconds (pitfall 2). The pub/sub wake-up of
+/// at its heartbeat, which delays pickup by seconds. The pub/sub wake-up of
 /// `RedisStorageFactory` does not fire for pushes and is not used (see [`crate::wake`]).
 pub fn job_backend<T>(ctx: &JobContext, job: &str) -> JobBackend<T> {
     let settings = &ctx.settings;
@@ -103,7 +103,7 @@ pub fn job_backend<T>(ctx: &JobContext, job: &str) -> JobBackend<T> {
 /// `{queue}-{hostname}-{pid}-{random}`.
 ///
 /// apalis-redis refuses to register a name that sent a heartbeat within the orphan timeout,
-/// and a graceful shutdown does not release the name (pitfall 6). Replicas on one host differ
+/// and a graceful shutdown does not release the name. Replicas on one host differ
 /// by pid, containers that all run as pid 1 differ by hostname, and the random part covers a
 /// restart of a failed worker inside the same process (the monitor asks for a fresh worker,
 /// and so a fresh name, on each restart).

@@ -1,7 +1,7 @@
 //! When the monitor may restart a failed job worker, and when the process should give up.
 //!
-//! An apalis-redis worker dies on any Redis error, e.g. a Redis restart or a stalled reply
-//! (pitfall 7), and the monitor then reports success on shutdown anyway. So failed workers are
+//! An apalis-redis worker dies on any Redis error, e.g. a Redis restart or a stalled reply,
+//! and the monitor then reports success on shutdown anyway. So failed workers are
 //! restarted, which rides out a blip, but only within a budget: a worker that keeps failing
 //! (Redis gone for good, a poison task) makes the whole process exit non-zero instead, so that
 //! the supervisor restarts it with back-off and alerting sees it.

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use shared::{
     db::{self, addresses::AddressRow},
     domain::{NewAddress, ValidationErrors, address},
-    geocode::{self, SubmitError},
+    geocode::{self},
     jobs::{GeocodeAddress, Job as _},
     queue::JobTask,
 };
@@ -178,20 +178,6 @@ enum NoContent {
     /// Done.
     #[oai(status = 204)]
     Done,
-}
-
-impl From<SubmitError> for ApiError {
-    fn from(e: SubmitError) -> Self {
-        let message = e.to_string();
-        match e {
-            SubmitError::TooManyAddresses => Self::unprocessable(
-                ErrorCode::TooManyAddresses,
-                message,
-                json!({ "max": geocode::MAX_ADDRESSES_PER_USER }),
-            ),
-            SubmitError::Store(e) => e.into(),
-        }
-    }
 }
 
 impl AddressesApi {

@@ -1,9 +1,8 @@
 //! Checkout: accepted at once (202) and processed by the worker fleet.
 
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json};
-use serde_json::json;
 use shared::{
-    checkout::{self, AdmitError},
+    checkout::{self},
     jobs::{Checkout, Job as _},
     queue::JobTask,
 };
@@ -67,60 +66,6 @@ enum Accepted {
     /// Checkout accepted; the order is being created.
     #[oai(status = 202)]
     Job(Json<JobAccepted>),
-}
-
-impl From<AdmitError> for ApiError {
-    fn from(e: AdmitError) -> Self {
-        let message = e.to_string();
-        match e {
-            AdmitError::EmptyCart => Self::unprocessable(ErrorCode::EmptyCart, message, json!({})),
-            AdmitError::AddressNotFound => {
-                Self::unprocessable(ErrorCode::AddressNotFound, message, json!({}))
-            }
-            AdmitError::AddressNotVerified => {
-                Self::unprocessable(ErrorCode::AddressNotVerified, message, json!({}))
-            }
-            AdmitError::ListingsUnavailable(ids) => Self::unprocessable(
-                ErrorCode::ListingUnavailable,
-                message,
-                json!({ "listing_ids": ids }),
-            ),
-            AdmitError::CurrencyMismatch(lines) => {
-                let lines: Vec<_> = lines
-                    .into_iter()
-                    .map(|(listing_id, currency)| {
-                        json!({ "listing_id": listing_id, "currency": currency })
-                    })
-                    .collect();
-                Self::unprocessable(
-                    ErrorCode::CurrencyMismatch,
-                    message,
-                    json!({ "lines": lines }),
-                )
-            }
-            AdmitError::LimitExceeded(limit) => limit.into(),
-            AdmitError::CheckoutInProgress(job_id) => Self::conflict(
-                ErrorCode::CheckoutInProgress,
-                message,
-                json!({ "job_id": job_id, "status_url": format!("/api/v1/jobs/{job_id}") }),
-            ),
-            AdmitError::TooManyUnpaidOrders { limit } => Self::conflict(
-                ErrorCode::TooManyUnpaidOrders,
-                message,
-                json!({ "limit": limit }),
-            ),
-            AdmitError::OutOfStock(ids) => Self::conflict(
-                ErrorCode::OutOfStock,
-                message,
-                json!({ "listing_ids": ids }),
-            ),
-            AdmitError::KeyReused => {
-                Self::unprocessable(ErrorCode::IdempotencyKeyReused, message, json!({}))
-            }
-            AdmitError::Store(e) => e.into(),
-            AdmitError::Gate(e) => Self::internal(&e),
-        }
-    }
 }
 
 #[OpenApi(prefix_path = "/api/v1/checkout", tag = "Tag::Checkout")]

@@ -1,20 +1,15 @@
 //! Development payment mode only: pay (or fail to pay) a pending order without Stripe.
 
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Path, payload::Json};
-use serde_json::json;
 use shared::{
     jobs::{Job as _, PaymentEvent},
-    payment_events::dev::{self, DevOutcome, DevPaymentError},
+    payment_events::dev::{self, DevOutcome},
     queue::WebhookEventTask,
 };
 use uuid::Uuid;
 
 use super::Tag;
-use crate::{
-    AppState,
-    error::{ApiError, ErrorCode},
-    security::BearerAuth,
-};
+use crate::{AppState, error::ApiError, security::BearerAuth};
 
 pub struct DevPaymentsApi {
     pub state: AppState,
@@ -50,24 +45,6 @@ enum Accepted {
     /// The event is stored and being processed.
     #[oai(status = 202)]
     Event(Json<DevPaymentAccepted>),
-}
-
-impl From<DevPaymentError> for ApiError {
-    fn from(e: DevPaymentError) -> Self {
-        let message = e.to_string();
-        match e {
-            DevPaymentError::NotFound => Self::not_found(ErrorCode::OrderNotFound),
-            DevPaymentError::NotPending(status) => Self::conflict(
-                ErrorCode::OrderNotPending,
-                message,
-                json!({ "status": status }),
-            ),
-            DevPaymentError::NotReady => {
-                Self::conflict(ErrorCode::PaymentNotReady, message, json!({}))
-            }
-            DevPaymentError::Store(e) => e.into(),
-        }
-    }
 }
 
 #[OpenApi(prefix_path = "/api/v1/dev", tag = "Tag::Development")]

@@ -23,12 +23,13 @@ use uuid::Uuid;
 use super::Tag;
 use crate::{
     AppState,
-    error::{ApiError, ErrorCode},
+    error::{ApiError, ErrorCode, OnConstraint},
     fields::{
         Int, Text, int_rule,
         rules::{NoControl, Opaque, PageLimit},
         text_rule,
     },
+    page,
     security::BearerAuth,
 };
 
@@ -253,12 +254,9 @@ impl ListingsApi {
                 errors.0.extend(e.0);
                 ListingSort::default()
             });
-        let limit = limit.0.map_or(20, |l| l.get());
-        if !(1..=100).contains(&limit) {
-            errors
-                .0
-                .extend(ValidationErrors::single("limit", "must be between 1 and 100").0);
-        }
+        let limit = errors
+            .check(page::limit(limit.0))
+            .unwrap_or(page::DEFAULT_LIMIT);
         // A bad cursor is refused on its own (400), before any other check.
         let cursor = cursor
             .0
@@ -287,9 +285,8 @@ impl ListingsApi {
         })?;
         let mut conn = self.state.pool.acquire().await?;
         let (rows, has_more) = db::listings::search(&mut conn, &query).await?;
-        let next_cursor = has_more
-            .then(|| rows.last().map(|r| ListingCursor::after(r, sort).encode()))
-            .flatten();
+        let next_cursor =
+            page::next_cursor(has_more, &rows, |r| ListingCursor::after(r, sort).encode());
         Ok(Json(ListingPage {
             items: rows.into_iter().map(Into::into).collect(),
             next_cursor,
@@ -324,27 +321,24 @@ impl ListingsApi {
         )?;
         self.owned(id.0, &user).await?;
         let mut conn = self.state.pool.acquire().await?;
-        match db::listings::update(&mut conn, id.0, &patch).await {
-            Ok(row) => {
-                // The stock gate's counter no longer matches a changed quantity or activity; a
-                // stale one would refuse a restocked listing (or admit a reduced one) until
-                // reconciliation. Reloaded from Postgres on the next checkout.
-                if (patch.quantity.is_some() || patch.is_active.is_some())
-                    && let Err(e) = self.state.gate.forget(id.0).await
-                {
-                    tracing::warn!(error.message = %e, "could not reset the stock gate counter");
-                }
-                Ok(Json(row.into()))
-            }
-            Err(e) if e.constraint() == Some("listings_reserved_within_quantity") => {
-                Err(ApiError::conflict(
+        let row = db::listings::update(&mut conn, id.0, &patch)
+            .await
+            .on_constraint("listings_reserved_within_quantity", || {
+                ApiError::conflict(
                     ErrorCode::QuantityBelowReserved,
                     "quantity cannot be lower than the units reserved by pending orders",
                     serde_json::json!({ "field": "quantity" }),
-                ))
-            }
-            Err(e) => Err(e.into()),
+                )
+            })?;
+        // The stock gate's counter no longer matches a changed quantity or activity; a stale
+        // one would refuse a restocked listing (or admit a reduced one) until reconciliation.
+        // Reloaded from Postgres on the next checkout.
+        if (patch.quantity.is_some() || patch.is_active.is_some())
+            && let Err(e) = self.state.gate.forget(id.0).await
+        {
+            tracing::warn!(error.message = %e, "could not reset the stock gate counter");
         }
+        Ok(Json(row.into()))
     }
 
     /// Delete (deactivate) a listing (seller only). It can be reactivated with PATCH.

@@ -6,7 +6,7 @@ use poem_openapi::{
     param::{Path, Query},
     payload::Json,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::{
     db::{
         self,
@@ -14,10 +14,9 @@ use shared::{
     },
     domain::{ValidationErrors, cursor::OrderCursor},
     jobs::{Job as _, RefundOrder},
-    orders::CancelError,
     queue::JobTask,
-    refunds::{self, RefundRequestError, RefundScope},
-    shipments::{self, ShipError, Shipment},
+    refunds::{self, RefundScope},
+    shipments::{self, Shipment},
 };
 use uuid::Uuid;
 
@@ -31,6 +30,7 @@ use crate::{
         text_rule,
     },
     optional_body::OptionalJson,
+    page,
     security::BearerAuth,
     statuses::{LineStatus, OrderStatus},
 };
@@ -146,93 +146,6 @@ enum RefundAccepted {
     Job(Json<JobAccepted>),
 }
 
-impl From<RefundRequestError> for ApiError {
-    fn from(e: RefundRequestError) -> Self {
-        let message = e.to_string();
-        match e {
-            RefundRequestError::NotFound => Self::not_found(ErrorCode::OrderNotFound),
-            RefundRequestError::NotPaid(status) => Self::conflict(
-                ErrorCode::OrderNotPaid,
-                message,
-                json!({ "status": status }),
-            ),
-            RefundRequestError::Shipped => {
-                Self::conflict(ErrorCode::OrderShipped, message, json!({}))
-            }
-            RefundRequestError::UnknownLines(ids) => {
-                let details = json!({ "fields": { "line_ids": message }, "line_ids": ids });
-                Self::unprocessable(ErrorCode::LineNotInOrder, message, details)
-            }
-            RefundRequestError::NotSeller(_) => Self::forbidden(ErrorCode::NotLineSeller, &message),
-            RefundRequestError::LinesRequired => Self::unprocessable(
-                ErrorCode::LinesRequired,
-                "a seller names the lines to refund",
-                json!({ "fields": { "line_ids": "a seller names the lines to refund" } }),
-            ),
-            RefundRequestError::NotRefundable(ids) => Self::conflict(
-                ErrorCode::LineNotRefundable,
-                message,
-                json!({ "line_ids": ids }),
-            ),
-            RefundRequestError::InProgress(job_id) => Self::conflict(
-                ErrorCode::RefundInProgress,
-                message,
-                json!({ "job_id": job_id, "status_url": format!("/api/v1/jobs/{job_id}") }),
-            ),
-            RefundRequestError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<ShipError> for ApiError {
-    fn from(e: ShipError) -> Self {
-        let message = e.to_string();
-        match e {
-            ShipError::OrderNotFound => Self::not_found(ErrorCode::OrderNotFound),
-            ShipError::UnknownLines(ids) => {
-                let details = json!({ "fields": { "line_ids": message }, "line_ids": ids });
-                Self::unprocessable(ErrorCode::LineNotInOrder, message, details)
-            }
-            ShipError::NotSeller(_) => Self::forbidden(ErrorCode::NotLineSeller, &message),
-            ShipError::NotPaid(status) => Self::conflict(
-                ErrorCode::OrderNotPaid,
-                message,
-                json!({ "status": status }),
-            ),
-            ShipError::RefundInProgress => {
-                Self::conflict(ErrorCode::RefundInProgress, message, json!({}))
-            }
-            ShipError::NotShippable(ids) => Self::conflict(
-                ErrorCode::LineNotShippable,
-                message,
-                json!({ "line_ids": ids }),
-            ),
-            ShipError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<CancelError> for ApiError {
-    fn from(e: CancelError) -> Self {
-        let message = e.to_string();
-        match e {
-            CancelError::NotFound => Self::not_found(ErrorCode::OrderNotFound),
-            CancelError::NotPending(status) => Self::conflict(
-                ErrorCode::OrderNotPending,
-                message,
-                json!({ "status": status }),
-            ),
-            CancelError::AlreadyPaid => {
-                Self::conflict(ErrorCode::OrderAlreadyPaid, message, json!({}))
-            }
-            CancelError::PaymentUnavailable(_) => {
-                Self::unavailable("the payment provider is unavailable; try again")
-            }
-            CancelError::Store(e) => e.into(),
-        }
-    }
-}
-
 fn view(order: OrderRow, lines: Vec<OrderLineRow>, viewer: Uuid) -> Order {
     let is_buyer = order.buyer_id == Some(viewer);
     let total_cents = if is_buyer {
@@ -303,10 +216,7 @@ impl OrdersApi {
                 return Err(ValidationErrors::single("role", "must be buyer or seller").into());
             }
         };
-        let limit = limit.0.map_or(20, |l| l.get());
-        if !(1..=100).contains(&limit) {
-            return Err(ValidationErrors::single("limit", "must be between 1 and 100").into());
-        }
+        let limit = page::limit(limit.0)?;
         let before = cursor
             .0
             .as_ref()
@@ -318,9 +228,7 @@ impl OrdersApi {
         let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
         let seller_filter = (role == OrderRole::Seller).then_some(user.id);
         let mut lines = db::orders::lines(&mut conn, &ids, seller_filter).await?;
-        let next_cursor = more
-            .then(|| orders.last().map(|o| OrderCursor(o.id).encode()))
-            .flatten();
+        let next_cursor = page::next_cursor(more, &orders, |o| OrderCursor(o.id).encode());
         let items = orders
             .into_iter()
             .map(|o| {

@@ -134,15 +134,11 @@ impl UsersApi {
             body.bio.as_ref().map(Text::as_str),
         )?;
         let mut conn = self.state.pool.acquire().await?;
-        match db::users::update_profile(&mut conn, user.id, &patch).await {
-            Ok(row) => Ok(Json(row.into())),
-            Err(e) if e.constraint() == Some("users_email_key") => Err(ApiError::conflict(
-                ErrorCode::EmailTaken,
-                "email is already taken",
-                serde_json::json!({ "field": "email" }),
-            )),
-            Err(e) => Err(e.into()),
-        }
+        // An email another account took meanwhile is the same 409 as at sign-up.
+        let row = db::users::update_profile(&mut conn, user.id, &patch)
+            .await
+            .map_err(shared::auth::account_conflict)?;
+        Ok(Json(row.into()))
     }
 
     /// Delete the account (soft): its tokens stop working and its listings are deactivated.

@@ -9,7 +9,7 @@ use poem_openapi::{
 };
 use shared::{
     jobs::{Job as _, PaymentEvent},
-    payment_events::{self, Receipt, ReceiveError},
+    payment_events::{self, Receipt},
     queue::WebhookEventTask,
 };
 
@@ -25,7 +25,7 @@ pub struct WebhooksApi {
 }
 
 /// A request body kept exactly as received. The signature covers the bytes, so the event must
-/// not pass through a JSON type that would re-serialise it (STACK.md, pitfall 12). Documented
+/// not pass through a JSON type that would re-serialise it. Documented
 /// as a JSON object; any content type is accepted, since only the signature decides.
 pub struct RawJson(pub Vec<u8>);
 
@@ -71,18 +71,6 @@ enum Acknowledged {
     /// The event is durably stored (or needs no processing).
     #[oai(status = 200)]
     Ok(Json<WebhookAck>),
-}
-
-impl From<ReceiveError> for ApiError {
-    fn from(e: ReceiveError) -> Self {
-        match e {
-            ReceiveError::Signature(e) => {
-                Self::bad_request(ErrorCode::InvalidSignature, e.to_string())
-            }
-            ReceiveError::Payload(message) => Self::bad_request(ErrorCode::InvalidPayload, message),
-            ReceiveError::Store(e) => e.into(),
-        }
-    }
 }
 
 #[OpenApi(prefix_path = "/api/v1/webhooks", tag = "Tag::Webhooks")]

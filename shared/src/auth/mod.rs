@@ -8,6 +8,6 @@ mod tokens;
 
 pub use client_address::TrustedProxies;
 pub use password::{hash_password, verify_password};
-pub use service::{AuthError, Authenticator, TokenPair};
+pub use service::{AuthError, Authenticator, TokenPair, account_conflict};
 pub use throttle::{LimitedAction, LoginThrottle};
 pub use tokens::{AccessClaims, JwtKeys};

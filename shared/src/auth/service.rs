@@ -82,7 +82,9 @@ impl From<redis::RedisError> for AuthError {
     }
 }
 
-fn taken(e: StoreError) -> AuthError {
+/// A write to `users` that broke a unique constraint, as the field that is taken; any other
+/// store error as it is.
+pub fn account_conflict(e: StoreError) -> AuthError {
     match e.constraint() {
         Some("users_username_key") => AuthError::Taken { field: "username" },
         Some("users_email_key") => AuthError::Taken { field: "email" },
@@ -131,7 +133,7 @@ impl Authenticator {
         let mut conn = self.pool.acquire().await?;
         db::users::insert(&mut conn, &user, &hash)
             .await
-            .map_err(taken)
+            .map_err(account_conflict)
     }
 
     /// Exchanges credentials for a new token family. `ip` feeds the per-IP throttle.

@@ -88,7 +88,7 @@ impl GoogleGeocoder {
                     "GOOGLE_GEOCODING_URL must be an http(s) URL, got {url:?}"
                 ))
             })?;
-        // reqwest is built without a crypto provider of its own (STACK.md, pitfall 15).
+        // reqwest is built without a crypto provider of its own.
         install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)

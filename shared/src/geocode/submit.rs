@@ -1,6 +1,6 @@
 //! Accepting an address in the api: the `pending` address and its geocoding job are written in
 //! one transaction, so there is never an address nobody will geocode. The caller pushes the job
-//! after the commit (STYLE.md, convention 9).
+//! after the commit.
 
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -1,4 +1,4 @@
-//! A succeeded PaymentIntent that does not match its order (DESIGN.md, invariant 8).
+//! A succeeded PaymentIntent that does not match its order.
 //!
 //! Such a payment never marks the order paid and never touches stock or the ledger. Instead:
 //! 1. it is recorded (`payment_mismatches`), counted (`payment_mismatches_total`) and logged as

@@ -1,5 +1,5 @@
 //! Payment confirmation: Stripe webhook events, from the signed request to the order's new
-//! state (DESIGN.md, "Payment confirmation").
+//! state (`docs/ARCHITECTURE.md`, "Payments").
 //!
 //! 1. [`receive`] (api): verify the signature over the raw body, parse just the fields we need,
 //!    store the event (unique Stripe event id) if it is about one of our PaymentIntents. The

@@ -1,6 +1,6 @@
 //! Stripe webhook signatures, checked by hand (HMAC-SHA256) instead of through
 //! async-stripe-webhook, whose strict event parser rejects validly signed events it cannot map
-//! to its own structs (STACK.md, pitfall 13).
+//! to its own structs.
 //!
 //! The header looks like `t=1764000000,v1=5257a8…,v1=…,v0=…`: Stripe signs `"{t}.{raw body}"`
 //! with the endpoint secret and sends one `v1` signature per active secret (several during a

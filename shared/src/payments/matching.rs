@@ -2,7 +2,7 @@
 //!
 //! Stripe's word (a signed webhook, a retrieved or cancelled intent) is only applied to an order
 //! when the intent's id, amount, currency and order reference (`metadata.order_id`) all match
-//! what we recorded at checkout (DESIGN.md, invariant 8). A signature proves the event came from
+//! what we recorded at checkout. A signature proves the event came from
 //! Stripe, not that it is about the payment we expect: an intent whose amount was changed after
 //! creation, or one made by other code on the same Stripe account, is signed just the same.
 

@@ -2,7 +2,7 @@
 //!
 //! [`Payments`] is either the real Stripe client or a local development mode that needs no keys
 //! and no network. Every call here is a network round trip, so callers must make it *outside*
-//! any database transaction that holds row locks (DESIGN.md, invariant 4) and pass an
+//! any database transaction that holds row locks and pass an
 //! idempotency key derived from their own row (e.g. `order-{order_id}-pi`), so that a job that
 //! runs twice creates, cancels or refunds at most once.
 //!
@@ -57,8 +57,7 @@ const UNPARSEABLE_ERROR_BODY: &str = "error deserializing Stripe error";
 /// Installs rustls' `ring` crypto provider as the process default.
 ///
 /// Every TLS client built without an explicit provider (the Stripe client, reqwest with
-/// `rustls-no-provider`) needs a process-wide provider and panics without one (STACK.md,
-/// pitfall 15). Call it first thing in `main`; calling it again, or after another provider was
+/// `rustls-no-provider`) needs a process-wide provider and panics without one. Call it first thing in `main`; calling it again, or after another provider was
 /// installed, is harmless. [`StripeClient::new`] calls it too, so building a client never panics.
 pub fn install_crypto_provider() {
     // `Err` only means a provider is already installed, which is exactly what we want.

@@ -1,9 +1,9 @@
 //! `prune_jobs`: deletes finished job rows after `JOB_RETENTION_DAYS`, and finished apalis task
 //! data after `TASK_RETENTION_HOURS` (apalis-redis keeps `<queue>:done`/`:dead` members, their
-//! `:data` fields and `:meta:<id>` hashes forever, STACK.md pitfall 10).
+//! `:data` fields and `:meta:<id>` hashes forever).
 //!
 //! Not apalis' `vacuum()`: it also deletes tasks that are waiting for a retry, whose ids stay
-//! scheduled and later kill the worker that fetches them (pitfall 5). Only members of the done
+//! scheduled and later kill the worker that fetches them. Only members of the done
 //! and dead sets are touched here, and only once their `done_at` is older than the retention;
 //! a task being retried is in neither set.
 

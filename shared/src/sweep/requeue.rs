@@ -1,6 +1,6 @@
 //! `requeue_stale`: pushes again the work Postgres says is pending but Redis apparently lost
 //! (a push that failed after the commit, a Redis restart without persistence, a task dropped by
-//! hand), so nothing accepted is lost (DESIGN.md, invariant 5).
+//! hand), so nothing accepted is lost.
 //!
 //! A re-push is harmless if the task was not lost after all: every handler claims its row in
 //! Postgres first, and a second delivery finds it claimed or finished. Each row is re-pushed at
