@@ -30,6 +30,7 @@ use super::{
 use crate::{
     config::GeocoderSettings,
     db::{self, StoreError, addresses::AddressRow, addresses::GeocodeUpdate, jobs::JobRow},
+    domain::AddressStatus,
 };
 
 /// Added to the longest attempt (rate-limit wait plus provider timeout) to get the lease: how
@@ -98,7 +99,7 @@ pub enum ProcessOutcome {
         /// The address.
         address_id: Uuid,
         /// `verified`, `needs_review` or `invalid`.
-        status: String,
+        status: AddressStatus,
     },
     /// The job is `queued` again; deliver it after `retry_in_ms`.
     Retry {
@@ -157,7 +158,7 @@ pub async fn process(deps: &GeocodeDeps, job_id: Uuid) -> Result<ProcessOutcome,
         let message = "the address was deleted before it was geocoded";
         return fail_job(deps, &job, "address_deleted", message).await;
     };
-    if address.status != "pending" {
+    if address.status != AddressStatus::Pending {
         // Already decided (e.g. by a delivery whose job update was lost): just finish the job.
         return finish(deps, &job, &address, None).await;
     }
@@ -166,10 +167,7 @@ pub async fn process(deps: &GeocodeDeps, job_id: Uuid) -> Result<ProcessOutcome,
         return give_up(deps, &job, &address, "attempts_exhausted", message).await;
     }
     let Geocoder::Google(google) = &deps.geocoder else {
-        let unchecked = GeocodeUpdate {
-            status: "verified",
-            ..GeocodeUpdate::default()
-        };
+        let unchecked = GeocodeUpdate::status(AddressStatus::Verified);
         return finish(deps, &job, &address, Some(&unchecked)).await;
     };
     let query = AddressQuery::from_row(&address);
