@@ -29,7 +29,8 @@ FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
 
 WORKDIR /src
 
-# SQLX_OFFLINE: never reach for a database at compile time (query metadata, if any, lives in .sqlx/).
+# SQLX_OFFLINE: never reach for a database at compile time; the query macros are checked against the
+# committed .sqlx/ (also set in .cargo/config.toml, which COPY brings along).
 ENV SQLX_OFFLINE=true \
     CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0

@@ -8,6 +8,7 @@
 //! already succeeded, the payment is applied instead: the buyer paid in time, only the
 //! confirmation was late.
 
+use crate::domain::OrderStatus;
 use std::time::Duration;
 
 use crate::{
@@ -130,7 +131,8 @@ async fn expire_one(
     }
     let mut tx = deps.pool.begin().await?;
     let released =
-        db::orders::close_pending(&mut tx, order_id, "expired", "payment_timeout").await?;
+        db::orders::close_pending(&mut tx, order_id, OrderStatus::Expired, "payment_timeout")
+            .await?;
     tx.commit().await?;
     match released {
         Some(units) => {

@@ -1,5 +1,6 @@
 //! Buyer actions on orders that do not go through a job.
 
+use crate::domain::OrderStatus;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -53,8 +54,8 @@ pub async fn cancel(
     let order = order
         .filter(|o| o.buyer_id == Some(buyer_id))
         .ok_or(CancelError::NotFound)?;
-    if order.status != "pending_payment" {
-        return Err(CancelError::NotPending(order.status));
+    if order.status != OrderStatus::PendingPayment {
+        return Err(CancelError::NotPending(order.status.to_string()));
     }
     if let Some(intent_id) = &order.payment_intent_id {
         let key = format!("order-{order_id}-cancel");
@@ -87,15 +88,20 @@ pub async fn cancel(
         }
     }
     let mut tx = pool.begin().await?;
-    let released =
-        db::orders::close_pending(&mut tx, order_id, "cancelled", "cancelled_by_buyer").await?;
+    let released = db::orders::close_pending(
+        &mut tx,
+        order_id,
+        OrderStatus::Cancelled,
+        "cancelled_by_buyer",
+    )
+    .await?;
     tx.commit().await?;
     let Some(released) = released else {
         // Paid or closed between our read and the update: report the state it is in now.
         let mut conn = pool.acquire().await?;
         let status = db::orders::find(&mut conn, order_id)
             .await?
-            .map_or_else(|| "unknown".into(), |o| o.status);
+            .map_or_else(|| "unknown".into(), |o| o.status.to_string());
         return Err(CancelError::NotPending(status));
     };
     if let Err(e) = gate.release(&released).await {

@@ -1,5 +1,6 @@
 //! Sellers shipping the lines they sold.
 
+use crate::domain::{LineStatus, OrderStatus};
 use std::collections::BTreeSet;
 
 use sqlx::PgPool;
@@ -107,8 +108,11 @@ pub async fn ship(
         return Err(ShipError::NotSeller(foreign));
     }
     // A partly refunded order still ships its other lines.
-    if !matches!(order.status.as_str(), "paid" | "partially_refunded") {
-        return Err(ShipError::NotPaid(order.status));
+    if !matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::PartiallyRefunded
+    ) {
+        return Err(ShipError::NotPaid(order.status.to_string()));
     }
     if db::settlement::active_refund_job(&mut tx, order_id)
         .await?
@@ -117,7 +121,7 @@ pub async fn ship(
         return Err(ShipError::RefundInProgress);
     }
     let not_shippable = select(ids, &lines, |line| {
-        line.is_some_and(|l| l.status != "awaiting_shipment")
+        line.is_some_and(|l| l.status != LineStatus::AwaitingShipment)
     });
     if !not_shippable.is_empty() {
         return Err(ShipError::NotShippable(not_shippable));

@@ -129,7 +129,7 @@ impl From<AddressRow> for Address {
     fn from(a: AddressRow) -> Self {
         Self {
             id: a.id,
-            status: AddressStatus::from_db(&a.status),
+            status: a.status.into(),
             line1: a.line1,
             line2: a.line2,
             city: a.city,

@@ -90,7 +90,7 @@ macro_rules! job_kind {
             type Error = ApiError;
 
             fn try_from(j: JobRow) -> Result<Self, ApiError> {
-                let status = JobStatus::from_db(&j.status);
+                let status = JobStatus::from(j.status);
                 // Only a failed job shows an error; a retrying one keeps its last error to itself.
                 let error = (status == JobStatus::Failed).then(|| JobError {
                     code: j.error_code.unwrap_or_else(|| "failed".into()),

@@ -79,7 +79,7 @@ impl From<OrderLineRow> for OrderLine {
             quantity: l.quantity,
             seller_id: l.seller_id,
             seller_username: l.seller_username,
-            status: LineStatus::from_db(&l.status),
+            status: l.status.into(),
             tracking_code: l.tracking_code,
         }
     }
@@ -156,12 +156,12 @@ fn view(order: OrderRow, lines: Vec<OrderLineRow>, viewer: Uuid) -> Order {
             .map(|l| l.unit_price_cents * i64::from(l.quantity))
             .sum()
     };
-    let client_secret = (is_buyer && order.status == "pending_payment")
+    let client_secret = (is_buyer && order.status == shared::domain::OrderStatus::PendingPayment)
         .then_some(order.client_secret)
         .flatten();
     Order {
         id: order.id,
-        status: OrderStatus::from_db(&order.status),
+        status: order.status.into(),
         status_reason: order.status_reason,
         total_cents,
         currency: order.currency,

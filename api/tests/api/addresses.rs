@@ -338,7 +338,7 @@ async fn with_geocoder_none_an_address_is_verified_without_coordinates() {
 
     // Assert
     assert!(
-        matches!(&outcomes[..], [ProcessOutcome::Recorded { status, .. }] if status == "verified"),
+        matches!(&outcomes[..], [ProcessOutcome::Recorded { status, .. }] if status.as_str() == "verified"),
         "{outcomes:?}"
     );
     let address = get_address(&app, &token, &id).await;

@@ -429,7 +429,7 @@ async fn the_same_idempotency_key_with_another_address_is_a_422() {
     );
     assert_eq!(jobs(&app).await, 1);
     assert_eq!(app.gate_counter(&l).await, Some(3));
-    assert_eq!(job_row(&app, job_id).await.status, "queued");
+    assert_eq!(job_row(&app, job_id).await.status.as_str(), "queued");
     app.assert_stock_invariant().await;
 }
 
@@ -500,7 +500,7 @@ async fn a_redelivered_job_is_skipped_and_creates_one_payment_intent() {
         Some(order_id.to_string().as_str())
     );
     let job = job_row(&app, job_id).await;
-    assert_eq!(job.status, "succeeded");
+    assert_eq!(job.status.as_str(), "succeeded");
     assert_eq!(
         job.attempts, 1,
         "the skipped delivery did not count an attempt"
@@ -605,10 +605,10 @@ async fn an_order_cancelled_while_payment_setup_is_retried_gets_no_payment_inten
         }
     );
     let job = job_row(&app, job_id).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status.as_str(), "failed");
     assert_eq!(job.error_code.as_deref(), Some("order_closed"));
     let order = order_of_job(&app, job_id).await.expect("order kept");
-    assert_eq!(order.status, "cancelled");
+    assert_eq!(order.status.as_str(), "cancelled");
     assert_eq!(
         order.payment_intent_id, None,
         "no intent for a closed order"
@@ -653,11 +653,15 @@ async fn a_payment_outage_after_the_order_commit_is_retried_into_one_order() {
         "{first:?}"
     );
     let job = job_row(&app, job_id).await;
-    assert_eq!(job.status, "queued", "back in the queue for a retry");
+    assert_eq!(
+        job.status.as_str(),
+        "queued",
+        "back in the queue for a retry"
+    );
     assert_eq!(job.error_code.as_deref(), Some("payment_unavailable"));
     assert_eq!(job.attempts, 1);
     let order = order_of_job(&app, job_id).await.expect("order committed");
-    assert_eq!(order.status, "pending_payment");
+    assert_eq!(order.status.as_str(), "pending_payment");
     assert_eq!(order.payment_intent_id, None);
     assert_eq!(app.stock(&l).await, (5, 2));
     let status = app
@@ -682,7 +686,7 @@ async fn a_payment_outage_after_the_order_commit_is_retried_into_one_order() {
     }
     let intent_id = intent_id_for(&order.id.to_string());
     let job = job_row(&app, job_id).await;
-    assert_eq!(job.status, "succeeded");
+    assert_eq!(job.status.as_str(), "succeeded");
     assert_eq!(job.attempts, 2);
     assert_eq!(
         job.result,
@@ -721,7 +725,7 @@ async fn a_job_whose_worker_died_is_claimed_again_after_its_lease_expires() {
         "{outcome:?}"
     );
     let job = job_row(&app, job_id).await;
-    assert_eq!(job.status, "succeeded");
+    assert_eq!(job.status.as_str(), "succeeded");
     assert_eq!(job.attempts, 2);
     assert_eq!(orders(&app).await, 1);
     assert_eq!(app.stock(&l).await, (2, 1));
@@ -799,7 +803,7 @@ async fn a_job_held_under_a_live_lease_is_skipped() {
 
     assert_eq!(outcome, ProcessOutcome::Skipped);
     let job = job_row(&app, job_id).await;
-    assert_eq!(job.status, "running");
+    assert_eq!(job.status.as_str(), "running");
     assert_eq!(job.attempts, 1, "the skipped delivery counted nothing");
     assert_eq!(orders(&app).await, 0);
     assert_eq!(app.stock(&l).await, (2, 0));
@@ -850,7 +854,7 @@ async fn a_permanent_payment_refusal_cancels_the_order_and_releases_the_stock() 
         }
     );
     let job = job_row(&app, job_id).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status.as_str(), "failed");
     assert_eq!(job.error_code.as_deref(), Some("payment_failed"));
     assert!(
         job.error_message
@@ -860,7 +864,7 @@ async fn a_permanent_payment_refusal_cancels_the_order_and_releases_the_stock() 
         job.error_message
     );
     let order = order_of_job(&app, job_id).await.expect("order");
-    assert_eq!(order.status, "cancelled");
+    assert_eq!(order.status.as_str(), "cancelled");
     assert_eq!(order.status_reason.as_deref(), Some("payment_setup_failed"));
     assert_eq!(app.stock(&l).await, (3, 0));
     assert_eq!(
@@ -1038,7 +1042,7 @@ async fn a_job_out_of_attempts_fails_and_returns_its_units_to_the_gate() {
         }]
     );
     let job = job_row(&app, job_id).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status.as_str(), "failed");
     assert_eq!(job.error_code.as_deref(), Some("attempts_exhausted"));
     assert_eq!(job.attempts, checkout::MAX_ATTEMPTS + 1);
     assert_eq!(orders(&app).await, 0);
@@ -1082,10 +1086,10 @@ async fn a_job_out_of_attempts_after_creating_its_order_cancels_the_order() {
         }
     );
     let job = job_row(&app, job_id).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status.as_str(), "failed");
     assert_eq!(job.error_code.as_deref(), Some("attempts_exhausted"));
     let order = order_of_job(&app, job_id).await.expect("order");
-    assert_eq!(order.status, "cancelled");
+    assert_eq!(order.status.as_str(), "cancelled");
     assert_eq!(order.status_reason.as_deref(), Some("attempts_exhausted"));
     assert_eq!(app.stock(&l).await, (3, 0));
     assert_eq!(app.gate_counter(&l).await, Some(3));

@@ -1,6 +1,7 @@
 //! Accepting a checkout in the api: everything that can be refused at once is refused here,
 //! before a job exists.
 
+use crate::domain::AddressStatus;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -178,7 +179,7 @@ pub async fn admit(
     let address = db::addresses::find_owned(&mut conn, address_id, buyer_id)
         .await?
         .ok_or(AdmitError::AddressNotFound)?;
-    if address.status != "verified" {
+    if address.status != AddressStatus::Verified {
         return Err(AdmitError::AddressNotVerified);
     }
     let lines: Vec<CheckoutLine> = cart

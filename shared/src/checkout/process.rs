@@ -11,6 +11,7 @@
 //! A crash between any two steps is safe: the order is found by its job id and the
 //! PaymentIntent call is idempotent, so a re-run produces exactly one order and one intent.
 
+use crate::domain::OrderStatus;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -135,7 +136,7 @@ pub async fn process(deps: &CheckoutDeps, job_id: Uuid) -> Result<ProcessOutcome
 #[derive(Debug)]
 struct OrderRef {
     id: Uuid,
-    status: String,
+    status: OrderStatus,
     total_cents: i64,
     currency: String,
     payment_intent_id: Option<String>,
@@ -222,7 +223,7 @@ async fn create_order(
             }
             Ok(Created::Order(OrderRef {
                 id: order_id,
-                status: "pending_payment".into(),
+                status: OrderStatus::PendingPayment,
                 total_cents,
                 currency,
                 payment_intent_id: None,
@@ -242,7 +243,7 @@ async fn attach_payment(
         Some(id) => (id.clone(), order.client_secret.clone()),
         // Cancelled or expired while payment setup was being retried: no intent for a closed
         // order, so nobody can pay for it.
-        None if order.status != "pending_payment" => {
+        None if order.status != OrderStatus::PendingPayment => {
             let message = format!(
                 "the order was {} before payment could be set up",
                 order.status
@@ -311,8 +312,13 @@ async fn cancel_and_fail(
     message: &str,
 ) -> Result<ProcessOutcome, ProcessError> {
     let mut tx = deps.pool.begin().await?;
-    let released =
-        db::orders::close_pending(&mut tx, order_id, "cancelled", "payment_setup_failed").await?;
+    let released = db::orders::close_pending(
+        &mut tx,
+        order_id,
+        OrderStatus::Cancelled,
+        "payment_setup_failed",
+    )
+    .await?;
     db::jobs::fail(&mut tx, job.id, "payment_failed", message).await?;
     tx.commit().await?;
     release_gate(deps, released.unwrap_or_default()).await;
@@ -334,7 +340,7 @@ async fn finish_failed(
     let mut released = units.unwrap_or_default();
     if let Some(order) = db::orders::find_by_checkout_job(&mut tx, job.id).await? {
         // Attempts ran out after the order was created: do not leave its units reserved.
-        released = db::orders::close_pending(&mut tx, order.id, "cancelled", code)
+        released = db::orders::close_pending(&mut tx, order.id, OrderStatus::Cancelled, code)
             .await?
             .unwrap_or_default();
     }

@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::NewAddress;
+use crate::domain::{AddressStatus, NewAddress};
 
 /// An address row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -28,8 +28,8 @@ pub struct AddressRow {
     pub postal_code: String,
     /// ISO 3166-1 alpha-2.
     pub country: String,
-    /// `pending`, `verified`, `needs_review`, `invalid`, `failed`.
-    pub status: String,
+    /// Where the address is in its validation.
+    pub status: AddressStatus,
     /// Normalised address from the geocoder.
     pub formatted_address: Option<String>,
     /// Latitude.
@@ -190,10 +190,10 @@ pub async fn confirm(
 }
 
 /// The outcome of geocoding, as stored on the address.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct GeocodeUpdate<'a> {
     /// `verified`, `needs_review`, `invalid` or `failed`.
-    pub status: &'a str,
+    pub status: AddressStatus,
     /// Normalised address.
     pub formatted_address: Option<&'a str>,
     /// Latitude.
@@ -210,9 +210,25 @@ pub struct GeocodeUpdate<'a> {
     pub error: Option<&'a str>,
 }
 
+impl GeocodeUpdate<'_> {
+    /// An outcome with only a status (no geocoder fields, no error).
+    pub fn status(status: AddressStatus) -> Self {
+        Self {
+            status,
+            formatted_address: None,
+            latitude: None,
+            longitude: None,
+            place_id: None,
+            location_type: None,
+            components: None,
+            error: None,
+        }
+    }
+}
+
 /// Records the geocoding outcome on a `pending` address. Returns the updated row, or `None` when
 /// the address is no longer pending (an earlier delivery already recorded it).
-#[tracing::instrument(skip_all, fields(address.id = %id, address.status = update.status))]
+#[tracing::instrument(skip_all, fields(address.id = %id, address.status = update.status.as_str()))]
 pub async fn record_geocode(
     conn: &mut PgConnection,
     id: Uuid,

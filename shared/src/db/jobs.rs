@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::JobStatus;
 
 /// A job row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -16,8 +17,8 @@ pub struct JobRow {
     pub kind: String,
     /// The user who asked for it (`None` for system jobs).
     pub owner_id: Option<Uuid>,
-    /// `queued`, `running`, `succeeded` or `failed`.
-    pub status: String,
+    /// Where the job is.
+    pub status: JobStatus,
     /// Attempts started so far.
     pub attempts: i32,
     /// Cap on attempts.
@@ -41,7 +42,7 @@ pub struct JobRow {
 impl JobRow {
     /// Whether the job reached `succeeded` or `failed`.
     pub fn is_final(&self) -> bool {
-        matches!(self.status.as_str(), "succeeded" | "failed")
+        self.status.is_final()
     }
 }
 

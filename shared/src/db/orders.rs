@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::{LineStatus, OrderStatus};
 
 /// An order row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -16,8 +17,8 @@ pub struct OrderRow {
     pub buyer_id: Option<Uuid>,
     /// Buyer's username at checkout.
     pub buyer_username: String,
-    /// `pending_payment`, `paid`, `partially_refunded`, `expired`, `cancelled`, `refunded`.
-    pub status: String,
+    /// Where the order is.
+    pub status: OrderStatus,
     /// Why the order left `pending_payment` other than by payment.
     pub status_reason: Option<String>,
     /// Sum of the lines.
@@ -63,8 +64,8 @@ pub struct OrderLineRow {
     pub currency: String,
     /// Units bought.
     pub quantity: i32,
-    /// `awaiting_payment`, `awaiting_shipment`, `shipped`, `cancelled`, `refunded`.
-    pub status: String,
+    /// Where the line is.
+    pub status: LineStatus,
     /// Carrier tracking code once shipped.
     pub tracking_code: Option<String>,
 }
@@ -230,7 +231,7 @@ pub async fn is_seller_of(
 pub async fn close_pending(
     conn: &mut PgConnection,
     id: Uuid,
-    status: &str,
+    status: OrderStatus,
     reason: &str,
 ) -> Result<Option<Vec<(Uuid, i32)>>, StoreError> {
     let closed = sqlx::query(

@@ -10,6 +10,8 @@ use std::time::Duration;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::OrderStatus;
+
 use super::{
     StoreError, ledger,
     orders::{ORDER_COLUMNS, OrderRow},
@@ -154,7 +156,7 @@ pub struct RefundedLines {
     pub restocked: Vec<(Uuid, i32)>,
     /// The order's status afterwards: `refunded` once every line is, else
     /// `partially_refunded`.
-    pub order_status: String,
+    pub order_status: OrderStatus,
 }
 
 /// Refunds lines of a paid order in the caller's transaction: the lines that still await
@@ -184,7 +186,7 @@ pub async fn refund_lines(
     .bind(refund.reason)
     .execute(&mut *conn)
     .await?;
-    let order_status: String = sqlx::query_scalar(
+    let order_status: OrderStatus = sqlx::query_scalar(
         "UPDATE orders o SET refunded_cents = o.refunded_cents + $2,
                 status = CASE WHEN left_over.n = 0 THEN 'refunded' ELSE 'partially_refunded' END,
                 status_reason = CASE WHEN left_over.n = 0

@@ -30,6 +30,7 @@ use super::{
 use crate::{
     config::GeocoderSettings,
     db::{self, StoreError, addresses::AddressRow, addresses::GeocodeUpdate, jobs::JobRow},
+    domain::AddressStatus,
     jobs::{GeocodeAddress, Job as _},
 };
 
@@ -99,7 +100,7 @@ pub enum ProcessOutcome {
         /// The address.
         address_id: Uuid,
         /// `verified`, `needs_review` or `invalid`.
-        status: String,
+        status: AddressStatus,
     },
     /// The job is `queued` again; deliver it after `retry_in_ms`.
     Retry {
@@ -159,7 +160,7 @@ pub async fn process(deps: &GeocodeDeps, job_id: Uuid) -> Result<ProcessOutcome,
         let message = "the address was deleted before it was geocoded";
         return fail_job(deps, &job, "address_deleted", message).await;
     };
-    if address.status != "pending" {
+    if address.status != AddressStatus::Pending {
         // Already decided (e.g. by a delivery whose job update was lost): just finish the job.
         return finish(deps, &job, &address, None).await;
     }
@@ -168,10 +169,7 @@ pub async fn process(deps: &GeocodeDeps, job_id: Uuid) -> Result<ProcessOutcome,
         return give_up(deps, &job, &address, "attempts_exhausted", message).await;
     }
     let Geocoder::Google(google) = &deps.geocoder else {
-        let unchecked = GeocodeUpdate {
-            status: "verified",
-            ..GeocodeUpdate::default()
-        };
+        let unchecked = GeocodeUpdate::status(AddressStatus::Verified);
         return finish(deps, &job, &address, Some(&unchecked)).await;
     };
     let query = AddressQuery::from_row(&address);

@@ -10,6 +10,7 @@ use crate::{
         addresses::{AddressRow, GeocodeUpdate},
         jobs::JobRow,
     },
+    domain::AddressStatus,
     job_events,
 };
 
@@ -21,9 +22,9 @@ pub(super) fn update_for(answer: &GeocodeAnswer) -> GeocodeUpdate<'_> {
     match answer {
         GeocodeAnswer::Match(g) => GeocodeUpdate {
             status: if g.partial_match {
-                "needs_review"
+                AddressStatus::NeedsReview
             } else {
-                "verified"
+                AddressStatus::Verified
             },
             formatted_address: Some(&g.formatted_address),
             latitude: Some(g.latitude),
@@ -34,9 +35,8 @@ pub(super) fn update_for(answer: &GeocodeAnswer) -> GeocodeUpdate<'_> {
             error: None,
         },
         GeocodeAnswer::NoMatch => GeocodeUpdate {
-            status: "invalid",
             error: Some(NO_MATCH),
-            ..GeocodeUpdate::default()
+            ..GeocodeUpdate::status(AddressStatus::Invalid)
         },
     }
 }
@@ -53,7 +53,7 @@ pub(super) async fn finish(
         Some(update) => db::addresses::record_geocode(&mut tx, address.id, update).await?,
         None => None,
     };
-    let status = recorded.map_or_else(|| address.status.clone(), |row| row.status);
+    let status = recorded.map_or_else(|| address.status, |row| row.status);
     let result = json!({ "address_id": address.id, "status": status });
     db::jobs::succeed(&mut tx, job.id, &result).await?;
     tx.commit().await?;
@@ -73,9 +73,8 @@ pub(super) async fn give_up(
     message: &str,
 ) -> Result<ProcessOutcome, ProcessError> {
     let failed = GeocodeUpdate {
-        status: "failed",
         error: Some(message),
-        ..GeocodeUpdate::default()
+        ..GeocodeUpdate::status(AddressStatus::Failed)
     };
     let mut tx = deps.pool.begin().await?;
     db::addresses::record_geocode(&mut tx, address.id, &failed).await?;

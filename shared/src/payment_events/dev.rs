@@ -2,6 +2,7 @@
 //! outcome of their pending order's payment. The outcome becomes a webhook event row shaped like
 //! Stripe's and goes through the same `payment_event` job as a real one.
 
+use crate::domain::OrderStatus;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -54,8 +55,8 @@ pub async fn simulate(
         .await?
         .filter(|o| o.buyer_id == Some(buyer_id))
         .ok_or(DevPaymentError::NotFound)?;
-    if order.status != "pending_payment" {
-        return Err(DevPaymentError::NotPending(order.status));
+    if order.status != OrderStatus::PendingPayment {
+        return Err(DevPaymentError::NotPending(order.status.to_string()));
     }
     let intent_id = order.payment_intent_id.ok_or(DevPaymentError::NotReady)?;
     let (event_type, status) = match outcome {

@@ -13,6 +13,7 @@
 //! The order's state is left as it is: a pending order stays pending until it is paid properly,
 //! expires or is cancelled; a closed one stays closed.
 
+use crate::domain::OrderStatus;
 use sqlx::PgPool;
 
 use super::settle::SettleError;
@@ -88,8 +89,8 @@ pub async fn refund_mismatch(
     source: Source,
     event_id: Option<&str>,
 ) -> Result<Option<String>, SettleError> {
-    let source = match (source, order.status.as_str()) {
-        (Source::Webhook, "expired" | "cancelled") => Source::LateRefund,
+    let source = match (source, order.status) {
+        (Source::Webhook, OrderStatus::Expired | OrderStatus::Cancelled) => Source::LateRefund,
         _ => source,
     };
     for mismatch in mismatches {
@@ -113,8 +114,8 @@ pub async fn refund_mismatch(
         db::mismatches::record(&mut conn, &report).await?;
     }
     let settled_by_it = matches!(
-        order.status.as_str(),
-        "paid" | "partially_refunded" | "refunded"
+        order.status,
+        OrderStatus::Paid | OrderStatus::PartiallyRefunded | OrderStatus::Refunded
     );
     let refund_id = if settled_by_it {
         None
@@ -128,7 +129,7 @@ pub async fn refund_mismatch(
             Err(e) => return Err(e.into()),
         }
     };
-    let fresh = if source == Source::Webhook && order.status == "pending_payment" {
+    let fresh = if source == Source::Webhook && order.status == OrderStatus::PendingPayment {
         fresh_intent(payments, order, &intent.id).await?
     } else {
         None

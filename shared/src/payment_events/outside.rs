@@ -15,6 +15,7 @@
 //!   (`dispute_hold`); `charge.dispute.closed` releases it when won and keeps it as the debit
 //!   when lost. A closed dispute never reopens, so a late `created` changes nothing.
 
+use crate::domain::OrderStatus;
 use serde_json::Value;
 
 use super::{PaymentDeps, process::EventError, settle::Settlement};
@@ -60,8 +61,8 @@ async fn charge_refunded(
         return note(deps, event, "the order no longer exists").await;
     };
     if !matches!(
-        order.status.as_str(),
-        "paid" | "partially_refunded" | "refunded"
+        order.status,
+        OrderStatus::Paid | OrderStatus::PartiallyRefunded | OrderStatus::Refunded
     ) {
         // Refunds of a payment the order never took (late or mismatching payments) are our
         // own, recorded where they were made.

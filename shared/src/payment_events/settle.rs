@@ -6,6 +6,7 @@
 //! drove the call, it is marked processed in the same transaction as the change. No network
 //! call happens while a lock is held: a late payment is refunded between two transactions.
 
+use crate::domain::OrderStatus;
 use uuid::Uuid;
 
 use super::PaymentDeps;
@@ -97,7 +98,7 @@ pub async fn succeeded(
     let order = db::orders::lock(&mut tx, order_id)
         .await?
         .ok_or(StoreError::NotFound)?;
-    if matches!(order.status.as_str(), "expired" | "cancelled") {
+    if matches!(order.status, OrderStatus::Expired | OrderStatus::Cancelled) {
         // Release the lock before talking to Stripe; the refund is re-checked afterwards.
         tx.rollback().await?;
         return refund_late(deps, order_id, payment.intent_id(), event_id).await;
@@ -148,8 +149,13 @@ pub async fn canceled(
     event_id: Option<&str>,
 ) -> Result<Settlement, SettleError> {
     let mut tx = deps.pool.begin().await?;
-    let released =
-        db::orders::close_pending(&mut tx, order_id, "cancelled", "payment_canceled").await?;
+    let released = db::orders::close_pending(
+        &mut tx,
+        order_id,
+        OrderStatus::Cancelled,
+        "payment_canceled",
+    )
+    .await?;
     let note = released.is_none().then_some("order not pending");
     mark_event(&mut tx, event_id, note).await?;
     tx.commit().await?;

@@ -6,6 +6,7 @@
 //! 4. In one transaction: lines, stock, ledger, the refund record, the order's status and the
 //!    job's result.
 
+use crate::domain::{LineStatus, OrderStatus};
 use std::time::Duration;
 
 use serde_json::json;
@@ -87,11 +88,13 @@ pub async fn process(deps: &PaymentDeps, job_id: Uuid) -> Result<RefundOutcome, 
     } else {
         payload.line_ids.clone()
     };
-    let refundable = matches!(order.status.as_str(), "paid" | "partially_refunded")
-        && lines
-            .iter()
-            .filter(|l| line_ids.contains(&l.id))
-            .all(|l| l.status == "awaiting_shipment");
+    let refundable = matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::PartiallyRefunded
+    ) && lines
+        .iter()
+        .filter(|l| line_ids.contains(&l.id))
+        .all(|l| l.status == LineStatus::AwaitingShipment);
     if !refundable {
         let message = format!(
             "the order is {} and these lines cannot be refunded",

@@ -1,5 +1,6 @@
 //! Accepting a refund request (api): who may refund which lines, for how much.
 
+use crate::domain::{LineStatus, OrderStatus};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -86,12 +87,15 @@ pub async fn request(
         }
         return Err(RefundRequestError::InProgress(active.id));
     }
-    if !matches!(order.status.as_str(), "paid" | "partially_refunded") {
-        return Err(RefundRequestError::NotPaid(order.status));
+    if !matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::PartiallyRefunded
+    ) {
+        return Err(RefundRequestError::NotPaid(order.status.to_string()));
     }
     let not_refundable: Vec<Uuid> = lines
         .iter()
-        .filter(|l| chosen.contains(&l.id) && l.status != "awaiting_shipment")
+        .filter(|l| chosen.contains(&l.id) && l.status != LineStatus::AwaitingShipment)
         .map(|l| l.id)
         .collect();
     if !not_refundable.is_empty() {
@@ -143,13 +147,13 @@ fn choose_lines(
         // A seller refunds their own lines only, so they name them.
         RefundScope::WholeOrder if !is_buyer => return Err(RefundRequestError::LinesRequired),
         RefundScope::WholeOrder => {
-            if lines.iter().any(|l| l.status == "shipped") {
+            if lines.iter().any(|l| l.status == LineStatus::Shipped) {
                 return Err(RefundRequestError::Shipped);
             }
             // Lines refunded by an earlier partial refund are not refunded again.
             return Ok(lines
                 .iter()
-                .filter(|l| l.status == "awaiting_shipment")
+                .filter(|l| l.status == LineStatus::AwaitingShipment)
                 .map(|l| l.id)
                 .collect());
         }

@@ -25,7 +25,7 @@ fn statuses(outcomes: &[ProcessOutcome]) -> Vec<String> {
     outcomes
         .iter()
         .map(|o| match o {
-            ProcessOutcome::Recorded { status, .. } => status.clone(),
+            ProcessOutcome::Recorded { status, .. } => status.as_str().to_owned(),
             ProcessOutcome::Retry { code, .. } => format!("retry:{code}"),
             ProcessOutcome::Failed { code } => format!("failed:{code}"),
             ProcessOutcome::Skipped => "skipped".into(),

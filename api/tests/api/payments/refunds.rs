@@ -162,7 +162,7 @@ async fn a_refund_already_made_at_stripe_counts_and_an_outage_is_retried() {
         "{run:?}"
     );
     assert_eq!(
-        job_row(&app, job_id).await.status,
+        job_row(&app, job_id).await.status.as_str(),
         "queued",
         "to be retried"
     );
@@ -182,7 +182,7 @@ async fn a_refund_already_made_at_stripe_counts_and_an_outage_is_retried() {
 
     assert_eq!(app.run_refund_jobs().await, [RefundOutcome::Refunded]);
     assert_eq!(status_of(&app, &order_id).await.0, "refunded");
-    assert_eq!(job_row(&app, job_id).await.status, "succeeded");
+    assert_eq!(job_row(&app, job_id).await.status.as_str(), "succeeded");
     assert_eq!(app.stock(&shop.listing).await, (5, 0));
     app.assert_stock_invariant().await;
 }

@@ -1,0 +1,175 @@
+//! The states of orders, order lines, jobs and addresses.
+//!
+//! Each is stored as `text` in PostgreSQL under a `CHECK (status IN (...))` that lists exactly
+//! these values (see `migrations/`), and is encoded and decoded as that text.
+
+/// Declares `as_str` and `Display` for a status enum from its variants' stored text.
+macro_rules! status_text {
+    ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The text stored in the database (and written in JSON).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// Where an order is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, sqlx::Type,
+)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Holding its units until paid or expired.
+    PendingPayment,
+    /// Paid.
+    Paid,
+    /// Some lines refunded.
+    PartiallyRefunded,
+    /// Not paid in time; units released.
+    Expired,
+    /// Cancelled before payment.
+    Cancelled,
+    /// Every line refunded.
+    Refunded,
+}
+
+status_text!(OrderStatus {
+    PendingPayment = "pending_payment",
+    Paid = "paid",
+    PartiallyRefunded = "partially_refunded",
+    Expired = "expired",
+    Cancelled = "cancelled",
+    Refunded = "refunded",
+});
+
+/// Where one line of an order is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, sqlx::Type,
+)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum LineStatus {
+    /// The order is not paid yet.
+    AwaitingPayment,
+    /// Paid; the seller has not shipped it.
+    AwaitingShipment,
+    /// Shipped with a tracking code.
+    Shipped,
+    /// The order was cancelled or expired.
+    Cancelled,
+    /// Refunded.
+    Refunded,
+}
+
+status_text!(LineStatus {
+    AwaitingPayment = "awaiting_payment",
+    AwaitingShipment = "awaiting_shipment",
+    Shipped = "shipped",
+    Cancelled = "cancelled",
+    Refunded = "refunded",
+});
+
+/// Where a background job is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, sqlx::Type,
+)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// Being processed (or waiting for a retry).
+    Running,
+    /// Done; `result` says what came of it.
+    Succeeded,
+    /// Given up; `error_code` and `error_message` say why.
+    Failed,
+}
+
+status_text!(JobStatus {
+    Queued = "queued",
+    Running = "running",
+    Succeeded = "succeeded",
+    Failed = "failed",
+});
+
+impl JobStatus {
+    /// Whether the job reached `succeeded` or `failed`.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// Where an address is in its validation.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, sqlx::Type,
+)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum AddressStatus {
+    /// Being geocoded.
+    Pending,
+    /// Usable at checkout.
+    Verified,
+    /// A partial match: the owner confirms it or enters the address again.
+    NeedsReview,
+    /// Not found.
+    Invalid,
+    /// Could not be checked.
+    Failed,
+}
+
+status_text!(AddressStatus {
+    Pending = "pending",
+    Verified = "verified",
+    NeedsReview = "needs_review",
+    Invalid = "invalid",
+    Failed = "failed",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `as_str`, serde and the sqlx `rename_all` must agree on every variant's text.
+    fn agrees<T: serde::Serialize>(all: &[T], as_str: impl Fn(&T) -> &'static str) {
+        for v in all {
+            assert_eq!(
+                serde_json::to_value(v).unwrap(),
+                serde_json::Value::from(as_str(v))
+            );
+        }
+    }
+
+    #[test]
+    fn text_serde_and_as_str_agree() {
+        agrees(OrderStatus::ALL, |s| s.as_str());
+        agrees(LineStatus::ALL, |s| s.as_str());
+        agrees(JobStatus::ALL, |s| s.as_str());
+        agrees(AddressStatus::ALL, |s| s.as_str());
+        assert_eq!(OrderStatus::PendingPayment.as_str(), "pending_payment");
+        assert_eq!(LineStatus::AwaitingShipment.as_str(), "awaiting_shipment");
+        assert_eq!(JobStatus::Queued.as_str(), "queued");
+        assert_eq!(AddressStatus::NeedsReview.as_str(), "needs_review");
+    }
+
+    #[test]
+    fn a_status_the_check_constraints_do_not_allow_is_refused() {
+        assert!(serde_json::from_str::<LineStatus>("\"lost\"").is_err());
+        assert!(serde_json::from_str::<OrderStatus>("\"PendingPayment\"").is_err());
+    }
+}
