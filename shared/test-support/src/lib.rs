@@ -4,15 +4,18 @@
 //!   the test ends, pass or fail.
 //! - [`TestApp`]: the real `api::app` over that database and a private Redis namespace, driven
 //!   in-process with poem's `TestClient`.
+//! - [`eventually`]: a bounded wait for something that happens in the background.
 
 mod app;
 mod db;
+mod eventually;
 mod http;
 pub mod process;
 pub mod stripe;
 
 pub use app::{TestApp, TestResponse};
 pub use db::TestDb;
+pub use eventually::{Observation, eventually, eventually_blocking, eventually_every, poll_until};
 pub use http::http_get;
 
 /// Postgres server used by tests (any existing database on it; `postgres` always exists).
