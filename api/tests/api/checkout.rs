@@ -17,16 +17,14 @@ use shared::{
 use test_support::{TestApp, TestResponse};
 use uuid::Uuid;
 use wiremock::{
-    Mock, MockServer, ResponseTemplate,
+    Mock, MockServer,
     matchers::{method, path},
 };
 
-use crate::{
-    helpers::{assert_error, count, id_of},
-    stripe_fake::{
-        CreateIntent, client_secret, field, form, header, intent_id_for, requests_to, stripe_app,
-        stripe_error, stripe_fake,
-    },
+use crate::helpers::{assert_error, count, id_of};
+use test_support::stripe::{
+    CreateIntent, client_secret, field, form, header, intent_id_for, requests_to, stripe_app,
+    stripe_error, stripe_fake,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -469,7 +467,7 @@ async fn a_checkout_without_an_idempotency_key_is_a_400() {
 
 #[tokio::test]
 async fn a_redelivered_job_is_skipped_and_creates_one_payment_intent() {
-    let server = stripe_fake().await;
+    let (server, _) = stripe_fake().await;
     let app = stripe_app(&server).await;
     let (_, seller) = app.signed_up("seller").await;
     let l = listing(&app.create_listing(&seller, "Kettle", 3_100, 5).await);
@@ -512,7 +510,7 @@ async fn a_redelivered_job_is_skipped_and_creates_one_payment_intent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_simultaneous_deliveries_of_one_job_create_one_order() {
-    let server = stripe_fake().await;
+    let (server, _) = stripe_fake().await;
     let app = stripe_app(&server).await;
     let (_, seller) = app.signed_up("seller").await;
     let l = listing(&app.create_listing(&seller, "Kettle", 3_100, 5).await);
@@ -569,7 +567,7 @@ async fn an_order_cancelled_while_payment_setup_is_retried_gets_no_payment_inten
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .respond_with(CreateIntent)
+        .respond_with(CreateIntent::at_once())
         .with_priority(2)
         .mount(&server)
         .await;
@@ -635,7 +633,7 @@ async fn a_payment_outage_after_the_order_commit_is_retried_into_one_order() {
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .respond_with(CreateIntent)
+        .respond_with(CreateIntent::at_once())
         .with_priority(2)
         .mount(&server)
         .await;
@@ -745,7 +743,7 @@ async fn a_job_whose_worker_died_after_creating_the_order_gets_no_second_order()
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .respond_with(CreateIntent)
+        .respond_with(CreateIntent::at_once())
         .with_priority(2)
         .mount(&server)
         .await;
@@ -1177,7 +1175,7 @@ async fn a_long_poll_wakes_when_the_job_finishes() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .respond_with(DelayedCreate(STRIPE_DELAY))
+        .respond_with(CreateIntent::after(STRIPE_DELAY))
         .mount(&server)
         .await;
     let app = Arc::new(stripe_app(&server).await);
@@ -1215,15 +1213,6 @@ async fn a_long_poll_wakes_when_the_job_finishes() {
         "it answered only once the job was done: {elapsed:?}"
     );
     app.assert_stock_invariant().await;
-}
-
-/// `CreateIntent`, answering after a delay.
-struct DelayedCreate(Duration);
-
-impl wiremock::Respond for DelayedCreate {
-    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        wiremock::Respond::respond(&CreateIntent, request).set_delay(self.0)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

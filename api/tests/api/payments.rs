@@ -4,7 +4,6 @@
 
 mod dev;
 mod expiry;
-mod fake;
 mod line_refunds;
 mod mismatch;
 mod ordering;
@@ -22,12 +21,12 @@ use test_support::{TEST_WEBHOOK_SECRET, TestApp};
 use uuid::Uuid;
 use wiremock::{MockServer, Request};
 
-pub use self::fake::{Endpoint, Intents, payment_fake};
 use crate::{
     checkout::place_order,
     helpers::{count, id_of},
-    stripe_fake::known_intent_json,
 };
+use test_support::stripe::known_intent_json;
+pub use test_support::stripe::{Endpoint, Intents, stripe_fake};
 
 /// The app in Stripe mode against `server`, verifying webhooks with [`TEST_WEBHOOK_SECRET`].
 pub async fn stripe_payments_app(server: &MockServer) -> TestApp {
@@ -198,7 +197,7 @@ pub async fn make_overdue(app: &TestApp, order_id: &str) {
 
 /// Requests to the fake matching `method` and `path`.
 pub async fn calls(server: &MockServer, http_method: &str, url_path: &str) -> Vec<Request> {
-    crate::stripe_fake::requests_to(server, http_method, url_path).await
+    test_support::stripe::requests_to(server, http_method, url_path).await
 }
 
 /// Pays `order_id` through a signed `payment_intent.succeeded` webhook and the job.

@@ -5,6 +5,7 @@
 //! - [`TestApp`]: the real `api::app` over that database and a private Redis namespace, driven
 //!   in-process with poem's `TestClient`.
 //! - [`eventually`]: a bounded wait for something that happens in the background.
+//! - [`stripe`]: the one local Stripe fake (wiremock) the api and worker tests talk to.
 
 mod app;
 mod db;
@@ -31,4 +32,4 @@ pub fn redis_url() -> String {
 
 mod payments;
 
-pub use payments::{TEST_WEBHOOK_SECRET, stripe_signature};
+pub use stripe::{TEST_WEBHOOK_SECRET, stripe_signature};
