@@ -9,13 +9,15 @@ use futures::future::join_all;
 use poem::http::StatusCode;
 use serde_json::json;
 use shared::{checkout::ProcessOutcome, domain::money::STRIPE_MAX_CHARGE};
-use test_support::TestApp;
+use test_support::{
+    TestApp,
+    stripe::{requests_to, stripe_app, stripe_fake},
+};
 
 use crate::{
     checkout::{accepted_job, jobs, orders},
     helpers::{assert_error, id_of, patch, put},
 };
-use test_support::stripe::{requests_to, stripe_app, stripe_fake};
 
 /// `PUT /cart/items/{listing}` with `quantity`.
 async fn set_quantity(

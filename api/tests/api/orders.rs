@@ -3,14 +3,16 @@
 
 use poem::http::StatusCode;
 use serde_json::{Value, json};
-use test_support::TestApp;
+use test_support::{
+    TestApp,
+    stripe::{header, intent_id_for, requests_to, stripe_app, stripe_fake},
+};
 use uuid::Uuid;
 
 use crate::{
     checkout::{orders, place_order},
     helpers::{assert_error, id_of, item_ids, patch},
 };
-use test_support::stripe::{header, intent_id_for, requests_to, stripe_app, stripe_fake};
 
 fn order_url(order_id: &str) -> String {
     format!("/api/v1/orders/{order_id}")

@@ -17,16 +17,16 @@ use poem::http::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::payment_events::EventOutcome;
-use test_support::{TEST_WEBHOOK_SECRET, TestApp};
+use test_support::{TEST_WEBHOOK_SECRET, TestApp, stripe::known_intent_json};
 use uuid::Uuid;
 use wiremock::{MockServer, Request};
+
+pub use test_support::stripe::{Endpoint, Intents, stripe_fake};
 
 use crate::{
     checkout::place_order,
     helpers::{count, id_of},
 };
-use test_support::stripe::known_intent_json;
-pub use test_support::stripe::{Endpoint, Intents, stripe_fake};
 
 /// The app in Stripe mode against `server`, verifying webhooks with [`TEST_WEBHOOK_SECRET`].
 pub async fn stripe_payments_app(server: &MockServer) -> TestApp {

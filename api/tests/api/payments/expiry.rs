@@ -8,14 +8,16 @@ use shared::{
     expiry::ExpiryReport,
     payment_events::{EventOutcome, Settlement},
 };
-use test_support::TestApp;
+use test_support::{
+    TestApp,
+    stripe::{header, stripe_error},
+};
 use uuid::Uuid;
 
 use super::{
     Endpoint, balances, calls, event_id, intent_event, intent_of, ledger_of, line_statuses,
     make_overdue, order, shop, status_of, stripe_fake, stripe_payments_app,
 };
-use test_support::stripe::{header, stripe_error};
 
 #[tokio::test]
 async fn overdue_orders_are_cancelled_at_stripe_and_release_their_stock() {

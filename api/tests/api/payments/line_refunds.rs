@@ -4,7 +4,10 @@
 use poem::http::StatusCode;
 use serde_json::{Value, json};
 use shared::refunds::RefundOutcome;
-use test_support::{TestApp, TestResponse};
+use test_support::{
+    TestApp, TestResponse,
+    stripe::{field, form, header},
+};
 use uuid::Uuid;
 
 use super::{
@@ -14,7 +17,6 @@ use crate::{
     checkout::{accepted_job, place_order},
     helpers::{assert_error, id_of},
 };
-use test_support::stripe::{field, form, header};
 
 /// A paid order with one line from each of two sellers: `ann` sells a lamp (1,000 × 1), `bob`
 /// two mugs (700 × 2).

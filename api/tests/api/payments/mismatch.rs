@@ -8,7 +8,10 @@ use shared::{
     metrics::PAYMENT_MISMATCHES,
     payment_events::{EventOutcome, Settlement},
 };
-use test_support::TestApp;
+use test_support::{
+    TestApp,
+    stripe::{field, form, header, remember_intent},
+};
 use uuid::Uuid;
 use wiremock::ResponseTemplate;
 
@@ -16,7 +19,6 @@ use super::{
     Endpoint, Shop, calls, deliver, intent_of, ledger_of, make_overdue, order, shop, status_of,
     stripe_fake, stripe_payments_app, succeeded_event,
 };
-use test_support::stripe::{field, form, header, remember_intent};
 
 /// `(source, fields, refund_id, reports)` of the recorded mismatch of intent `intent`.
 async fn recorded(

@@ -7,13 +7,12 @@ use shared::{
     metrics::PAYMENT_DRIFT,
     payment_events::reconcile::{PaymentReconcileReport, reconcile_payments},
 };
-use test_support::TestApp;
+use test_support::{TestApp, stripe::remember_intent};
 use uuid::Uuid;
 
 use super::{
     deliver, event_id, intent_of, order, pay, shop, stripe_event, stripe_fake, stripe_payments_app,
 };
-use test_support::stripe::remember_intent;
 
 async fn reconcile(app: &TestApp) -> PaymentReconcileReport {
     reconcile_payments(&app.payment_deps(), Duration::from_secs(3_600), 500)

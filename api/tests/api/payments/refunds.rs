@@ -3,7 +3,10 @@
 use poem::http::StatusCode;
 use serde_json::json;
 use shared::refunds::{self, RefundError, RefundOutcome};
-use test_support::TestResponse;
+use test_support::{
+    TestResponse,
+    stripe::{header, stripe_error},
+};
 use uuid::Uuid;
 use wiremock::ResponseTemplate;
 
@@ -15,7 +18,6 @@ use crate::{
     checkout::{accepted_job, job_row},
     helpers::{assert_error, id_of},
 };
-use test_support::stripe::{header, stripe_error};
 
 async fn refund(app: &test_support::TestApp, order_id: &str, token: Option<&str>) -> TestResponse {
     app.request(
