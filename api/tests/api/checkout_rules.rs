@@ -9,12 +9,14 @@ use futures::future::join_all;
 use poem::http::StatusCode;
 use serde_json::json;
 use shared::{checkout::ProcessOutcome, domain::money::STRIPE_MAX_CHARGE};
-use test_support::TestApp;
+use test_support::{
+    TestApp,
+    stripe::{requests_to, stripe_app, stripe_fake},
+};
 
 use crate::{
     checkout::{accepted_job, jobs, orders},
     helpers::{assert_error, id_of, patch, put},
-    stripe_fake::{requests_to, stripe_app, stripe_fake},
 };
 
 /// `PUT /cart/items/{listing}` with `quantity`.
@@ -231,7 +233,7 @@ async fn a_price_raised_while_in_the_cart_is_refused_at_admission_and_under_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_checkouts_of_one_cart_with_different_keys_make_one_order_and_one_intent() {
-    let server = stripe_fake().await;
+    let (server, _) = stripe_fake().await;
     let app = Arc::new(stripe_app(&server).await);
     let (_, seller) = app.signed_up("seller").await;
     let l = id_of(&app.create_listing(&seller, "Last lamp", 2_500, 1).await);
@@ -352,9 +354,9 @@ struct UnderpricedIntent;
 
 impl wiremock::Respond for UnderpricedIntent {
     fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
-        let fields = crate::stripe_fake::form(request);
-        let order_id = crate::stripe_fake::field(&fields, "metadata[order_id]").unwrap_or("o");
-        let id = crate::stripe_fake::intent_id_for(order_id);
+        let fields = test_support::stripe::form(request);
+        let order_id = test_support::stripe::field(&fields, "metadata[order_id]").unwrap_or("o");
+        let id = test_support::stripe::intent_id_for(order_id);
         wiremock::ResponseTemplate::new(200).set_body_json(test_support::stripe::intent_json(
             &id,
             "requires_payment_method",
@@ -366,7 +368,7 @@ impl wiremock::Respond for UnderpricedIntent {
 
 #[tokio::test]
 async fn an_intent_created_for_another_amount_is_never_handed_to_the_buyer() {
-    let server = stripe_fake().await;
+    let (server, _) = stripe_fake().await;
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .and(wiremock::matchers::path("/v1/payment_intents"))
         .respond_with(UnderpricedIntent)

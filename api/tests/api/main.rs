@@ -16,6 +16,5 @@ mod openapi;
 mod orders;
 mod payments;
 mod startup;
-mod stripe_fake;
 mod users;
 mod web_client;

@@ -3,13 +3,15 @@
 
 use poem::http::StatusCode;
 use serde_json::{Value, json};
-use test_support::TestApp;
+use test_support::{
+    TestApp,
+    stripe::{header, intent_id_for, requests_to, stripe_app, stripe_fake},
+};
 use uuid::Uuid;
 
 use crate::{
     checkout::{orders, place_order},
     helpers::{assert_error, id_of, item_ids, patch},
-    stripe_fake::{header, intent_id_for, requests_to, stripe_app, stripe_fake},
 };
 
 fn order_url(order_id: &str) -> String {
@@ -312,7 +314,7 @@ async fn the_buyer_cancels_a_pending_order_and_the_stock_comes_back() {
 
 #[tokio::test]
 async fn cancelling_with_stripe_cancels_the_payment_intent() {
-    let server = stripe_fake().await;
+    let (server, _) = stripe_fake().await;
     let app = stripe_app(&server).await;
     let (_, seller) = app.signed_up("seller").await;
     let listing = id_of(&app.create_listing(&seller, "Rug", 6_000, 4).await);

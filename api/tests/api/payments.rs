@@ -4,7 +4,6 @@
 
 mod dev;
 mod expiry;
-mod fake;
 mod line_refunds;
 mod mismatch;
 mod ordering;
@@ -18,15 +17,15 @@ use poem::http::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::payment_events::EventOutcome;
-use test_support::{TEST_WEBHOOK_SECRET, TestApp};
+use test_support::{TEST_WEBHOOK_SECRET, TestApp, stripe::known_intent_json};
 use uuid::Uuid;
 use wiremock::{MockServer, Request};
 
-pub use self::fake::{Endpoint, Intents, payment_fake};
+pub use test_support::stripe::{Endpoint, Intents, stripe_fake};
+
 use crate::{
     checkout::place_order,
     helpers::{count, id_of},
-    stripe_fake::known_intent_json,
 };
 
 /// The app in Stripe mode against `server`, verifying webhooks with [`TEST_WEBHOOK_SECRET`].
@@ -198,7 +197,7 @@ pub async fn make_overdue(app: &TestApp, order_id: &str) {
 
 /// Requests to the fake matching `method` and `path`.
 pub async fn calls(server: &MockServer, http_method: &str, url_path: &str) -> Vec<Request> {
-    crate::stripe_fake::requests_to(server, http_method, url_path).await
+    test_support::stripe::requests_to(server, http_method, url_path).await
 }
 
 /// Pays `order_id` through a signed `payment_intent.succeeded` webhook and the job.

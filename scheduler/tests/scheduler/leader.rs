@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use test_support::eventually_blocking;
+
 use crate::helpers::{SchedulerProcess, unique_prefix};
 
 const START: Duration = Duration::from_secs(30);
@@ -42,15 +44,14 @@ fn wait_for_nth(
     timeout: Duration,
 ) -> Duration {
     let started = Instant::now();
-    while replica.messages(message).len() <= seen {
-        assert!(
-            started.elapsed() < timeout,
-            "no new {message:?} within {timeout:?}; output: {:#?}",
-            replica.output
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    eventually_blocking(&format!("a new {message:?} log"), timeout, || {
         replica.drain();
-    }
+        if replica.messages(message).len() > seen {
+            Ok(())
+        } else {
+            Err(format!("output: {:#?}", replica.output))
+        }
+    });
     started.elapsed()
 }
 

@@ -10,7 +10,7 @@ use std::{
 };
 
 use shared::{checkout, jobs, shutdown::StopSignal};
-use test_support::TestApp;
+use test_support::{TestApp, poll_until};
 use tokio::sync::oneshot;
 use worker::{JobContext, QueueSelection, RestartPolicy, build_monitor, run_until_stopped};
 
@@ -72,18 +72,25 @@ async fn a_job_whose_push_was_lost_is_pushed_again_and_done_within_60s() {
     ]);
 
     // Act: wait for the job to be done.
-    let status = loop {
-        let (status,): (String,) = sqlx::query_as("SELECT status FROM jobs WHERE id = $1")
-            .bind(job)
-            .fetch_one(app.pool())
-            .await
-            .expect("job row");
-        if status == "succeeded" || accepted_at.elapsed() > RECOVERY_BOUND + Duration::from_secs(10)
-        {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let app_ref = &app;
+    let status = poll_until(
+        RECOVERY_BOUND + Duration::from_secs(10),
+        Duration::from_millis(100),
+        move || async move {
+            let (status,): (String,) = sqlx::query_as("SELECT status FROM jobs WHERE id = $1")
+                .bind(job)
+                .fetch_one(app_ref.pool())
+                .await
+                .expect("job row");
+            if status == "succeeded" {
+                Ok(status)
+            } else {
+                Err(status)
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|status| status);
     let took = accepted_at.elapsed();
 
     // Assert

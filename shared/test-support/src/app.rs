@@ -261,23 +261,26 @@ impl TestApp {
     /// long-poll test cannot lose the wake-up to a subscription still being set up.
     pub async fn job_events_subscribed(&self) {
         let channel = shared::job_events::channel(&self.settings.redis_prefix);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
-                .arg("NUMSUB")
-                .arg(&channel)
-                .query_async(&mut self.redis.clone())
-                .await
-                .expect("PUBSUB NUMSUB");
-            if subscribers > 0 {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the api never subscribed to {channel}"
-            );
-            tokio::task::yield_now().await;
-        }
+        let what = format!("the api to subscribe to {channel}");
+        let channel = &channel;
+        crate::eventually(
+            &what,
+            std::time::Duration::from_secs(10),
+            move || async move {
+                let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(channel)
+                    .query_async(&mut self.redis.clone())
+                    .await
+                    .expect("PUBSUB NUMSUB");
+                if subscribers > 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{subscribers} subscribers"))
+                }
+            },
+        )
+        .await;
     }
 
     /// Sends a request with an optional JSON body and bearer token.

@@ -4,15 +4,19 @@
 //!   the test ends, pass or fail.
 //! - [`TestApp`]: the real `api::app` over that database and a private Redis namespace, driven
 //!   in-process with poem's `TestClient`.
+//! - [`eventually`]: a bounded wait for something that happens in the background.
+//! - [`stripe`]: the one local Stripe fake (wiremock) the api and worker tests talk to.
 
 mod app;
 mod db;
+mod eventually;
 mod http;
 pub mod process;
 pub mod stripe;
 
 pub use app::{TestApp, TestResponse};
 pub use db::TestDb;
+pub use eventually::{Observation, eventually, eventually_blocking, eventually_every, poll_until};
 pub use http::http_get;
 
 /// Postgres server used by tests (any existing database on it; `postgres` always exists).
@@ -28,4 +32,4 @@ pub fn redis_url() -> String {
 
 mod payments;
 
-pub use payments::{TEST_WEBHOOK_SECRET, stripe_signature};
+pub use stripe::{TEST_WEBHOOK_SECRET, stripe_signature};

@@ -1,10 +1,8 @@
-//! Payments in tests: signed Stripe webhooks, and the payment jobs (events, expiry, refunds)
+//! Payments in tests: posting signed Stripe webhooks, and the payment jobs (events, expiry, refunds)
 //! run inline, as a worker would.
 
-use hmac::{Hmac, Mac};
 use poem::http::HeaderValue;
 use serde_json::Value;
-use sha2::Sha256;
 use shared::{
     expiry::ExpiryReport,
     jobs::{Job, RefundOrder},
@@ -12,24 +10,10 @@ use shared::{
     refunds::{self, RefundOutcome},
 };
 
-use crate::{TestApp, TestResponse};
-
-/// A webhook secret for tests to configure (`STRIPE_WEBHOOK_SECRET`) and sign with.
-pub const TEST_WEBHOOK_SECRET: &str = "whsec_test_5f1c0a9e4b7d2c8e6a3f0b1d";
-
-/// A `Stripe-Signature` header exactly as Stripe builds it: `t=<timestamp>,v1=<hex
-/// HMAC-SHA256(secret, "<timestamp>.<body>")>`. Written independently of the code under test,
-/// so a shared mistake cannot make both sides agree.
-pub fn stripe_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!(
-        "t={timestamp},v1={}",
-        hex::encode(mac.finalize().into_bytes())
-    )
-}
+use crate::{
+    TestApp, TestResponse,
+    stripe::{TEST_WEBHOOK_SECRET, stripe_signature},
+};
 
 impl TestApp {
     /// What the payment jobs need, built from the app's own state and settings.

@@ -160,23 +160,20 @@ impl BinaryProcess {
 
     /// Waits for the process to exit, then collects the rest of its output.
     pub fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self
+        let what = format!("{} to exit", self.name);
+        let status = crate::eventually_blocking(&what, timeout, || {
+            match self
                 .child
                 .try_wait()
                 .expect("the process can be waited for")
             {
-                break status;
+                Some(status) => Ok(status),
+                None => {
+                    self.output.extend(self.lines.try_iter());
+                    Err(format!("still running; output: {:#?}", self.output))
+                }
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} still running after {timeout:?}; output: {:#?}",
-                self.name,
-                self.output
-            );
-            thread::sleep(Duration::from_millis(20));
-        };
+        });
         // The pipes close at exit, so this ends once the reader threads have sent everything.
         self.output.extend(self.lines.iter());
         status

@@ -7,11 +7,14 @@
 
 use std::time::{Duration, Instant};
 
+use test_support::{
+    eventually,
+    stripe::{create_keys, stripe_fake_with_slow_first_create},
+};
 use wiremock::MockServer;
 
-use crate::{
-    fleet::{checkout, job_state, orders_of, ready_buyer, spawn_worker, stripe_app, wait_for_job},
-    stripe_fake::{create_keys, slow_first_intent},
+use crate::fleet::{
+    checkout, job_state, orders_of, ready_buyer, spawn_worker, stripe_app, wait_for_job,
 };
 
 const START: Duration = Duration::from_secs(30);
@@ -21,17 +24,25 @@ const START: Duration = Duration::from_secs(30);
 const REDELIVERY_BOUND: Duration = Duration::from_secs(31);
 
 async fn wait_for_payment_calls(stripe: &MockServer, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while create_keys(stripe).await.len() < n {
-        assert!(Instant::now() < deadline, "the worker never called Stripe");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the worker to call Stripe",
+        Duration::from_secs(20),
+        || async move {
+            let calls = create_keys(stripe).await.len();
+            if calls >= n {
+                Ok(())
+            } else {
+                Err(format!("{calls} calls"))
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_job_in_flight_finish_and_then_exits_0() {
     // Arrange: a checkout whose payment call takes 3 s.
-    let stripe = slow_first_intent(Duration::from_secs(3)).await;
+    let (stripe, _) = stripe_fake_with_slow_first_create(Duration::from_secs(3)).await;
     let app = stripe_app(&stripe.uri()).await;
     let (token, address, _) = ready_buyer(&app).await;
     let mut worker = spawn_worker(&app, &[]);
@@ -58,7 +69,7 @@ async fn sigterm_lets_the_job_in_flight_finish_and_then_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_workers_job_runs_again_on_another_replica_within_30s_and_takes_effect_once() {
     // Arrange: a checkout whose first payment call hangs for 8 s.
-    let stripe = slow_first_intent(Duration::from_secs(8)).await;
+    let (stripe, _) = stripe_fake_with_slow_first_create(Duration::from_secs(8)).await;
     let app = stripe_app(&stripe.uri()).await;
     let (token, address, _) = ready_buyer(&app).await;
     let mut first = spawn_worker(&app, &[]);

@@ -1,11 +1,11 @@
 //! Setting up real work for the worker binary: an in-process api (test-support) over a private
 //! database and Redis prefix, a checkout accepted by it, and polling its job row.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use poem::http::StatusCode;
 use secrecy::SecretString;
-use test_support::TestApp;
+use test_support::{TestApp, eventually_every};
 use uuid::Uuid;
 
 use crate::helpers::WorkerProcess;
@@ -76,18 +76,18 @@ pub async fn wait_for_job(
     timeout: Duration,
     done: impl Fn(&(String, i32, Option<f64>)) -> bool,
 ) -> (String, i32, Option<f64>) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let state = job_state(app, id).await;
-        if done(&state) {
-            return state;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} still {state:?} after {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = &done;
+    let what = format!("job {id} to be done");
+    eventually_every(
+        &what,
+        timeout,
+        Duration::from_millis(50),
+        move || async move {
+            let state = job_state(app, id).await;
+            if done(&state) { Ok(state) } else { Err(state) }
+        },
+    )
+    .await
 }
 
 /// Orders created by the job.

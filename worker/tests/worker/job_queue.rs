@@ -18,6 +18,8 @@ use worker::{
     run_until_stopped,
 };
 
+use test_support::eventually;
+
 use crate::helpers::{database_url, redis_url, unique_prefix};
 
 /// A queue no real job uses.
@@ -143,23 +145,20 @@ async fn a_pushed_task_is_picked_up_quickly_deduplicated_and_handled_once() {
 }
 
 async fn wait_until_a_worker_is_registered(ctx: &JobContext, config: &apalis_redis::Config) {
-    let mut redis = ctx.redis.clone();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let workers: usize = redis::cmd("ZCARD")
-            .arg(config.workers_set())
-            .query_async(&mut redis)
-            .await
-            .expect("ZCARD");
-        if workers > 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the echo worker never registered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let redis = &ctx.redis;
+    eventually(
+        "the echo worker to register",
+        Duration::from_secs(10),
+        move || async move {
+            let workers: usize = redis::cmd("ZCARD")
+                .arg(config.workers_set())
+                .query_async(&mut redis.clone())
+                .await
+                .expect("ZCARD");
+            (workers > 0).then_some(())
+        },
+    )
+    .await;
 }
 
 async fn stored_task_count(ctx: &JobContext, config: &apalis_redis::Config) -> usize {
@@ -177,18 +176,19 @@ async fn wait_for_status(
     id: &TaskId,
     status: Status,
 ) -> apalis_redis::RedisTask {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let task = storage.fetch_by_id(id).await.expect("fetch_by_id");
-        if let Some(task) = task.filter(|t| t.status() == status) {
-            return task;
+    let what = format!("task {id} to reach {status:?}");
+    let status = &status;
+    eventually(&what, Duration::from_secs(5), || {
+        let mut storage = storage.clone();
+        async move {
+            let task = storage.fetch_by_id(id).await.expect("fetch_by_id");
+            match task {
+                Some(task) if task.status() == *status => Ok(task),
+                other => Err(other.map(|t| t.status())),
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "task {id} never reached {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// Removes every key of the test namespace (no FLUSHDB: other tests share this Redis).

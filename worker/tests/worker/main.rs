@@ -10,5 +10,4 @@ mod metrics;
 mod redis_restart;
 mod retention;
 mod sentry_trace;
-mod stripe_fake;
 mod sweeps;

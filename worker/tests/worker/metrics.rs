@@ -1,13 +1,12 @@
 //! The worker's metrics listener, and its memory under load.
 
-use shared::jobs::Job as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shared::{
-    jobs,
+    jobs::{self, Job as _},
     queue::{JobQueue, JobTask},
 };
-use test_support::TestApp;
+use test_support::{TestApp, eventually, eventually_every};
 use uuid::Uuid;
 
 use crate::fleet::{checkout, ready_buyer, spawn_worker, wait_for_job};
@@ -34,16 +33,20 @@ async fn the_worker_exposes_job_queue_and_memory_metrics() {
     .await;
 
     // Act: the result is recorded just after the row is written.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let text = loop {
-        let text = worker.scrape("/metrics");
-        if text.contains("jobs_total{kind=\"checkout\",outcome=\"ok\"} 1")
-            || Instant::now() > deadline
-        {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let worker_ref = &worker;
+    let text = eventually(
+        "the checkout's result in the metrics",
+        Duration::from_secs(5),
+        move || async move {
+            let text = worker_ref.scrape("/metrics");
+            if text.contains("jobs_total{kind=\"checkout\",outcome=\"ok\"} 1") {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
 
     // Assert
     for series in [
@@ -89,31 +92,33 @@ async fn a_worker_under_load_stays_under_40_mb_of_memory() {
     // Act: wait until all are done.
     let config =
         |job| shared::queue::redis_config(&app.settings.redis_prefix, job, &app.settings.worker);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let mut done = 0;
-        for job in [
-            jobs::Checkout::NAME,
-            jobs::GeocodeAddress::NAME,
-            jobs::RefundOrder::NAME,
-        ] {
-            let n: usize = redis::cmd("SCARD")
-                .arg(config(job).done_jobs_set())
-                .query_async(&mut app.redis.clone())
-                .await
-                .expect("SCARD");
-            done += n;
-        }
-        if done == 3 * PER_QUEUE {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {done} done; output: {:#?}",
-            worker.output
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (app_ref, output) = (&app, &worker.output);
+    eventually_every(
+        "every task to be done",
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        move || async move {
+            let mut done = 0;
+            for job in [
+                jobs::Checkout::NAME,
+                jobs::GeocodeAddress::NAME,
+                jobs::RefundOrder::NAME,
+            ] {
+                let n: usize = redis::cmd("SCARD")
+                    .arg(config(job).done_jobs_set())
+                    .query_async(&mut app_ref.redis.clone())
+                    .await
+                    .expect("SCARD");
+                done += n;
+            }
+            if done == 3 * PER_QUEUE {
+                Ok(())
+            } else {
+                Err(format!("only {done} done; output: {output:#?}"))
+            }
+        },
+    )
+    .await;
 
     // Assert: the peak resident memory of the whole run.
     let (peak, now) = worker.memory();

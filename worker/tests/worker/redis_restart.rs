@@ -3,18 +3,17 @@
 //! private `redis-server` (installed with Redis; `.ci/run` installs it), since restarting the
 //! shared one would disturb every other test.
 
-use shared::jobs::Job as _;
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use shared::{
-    jobs,
+    jobs::{self, Job as _},
     queue::{JobQueue, JobTask},
 };
-use test_support::TestApp;
+use test_support::{TestApp, eventually_every};
 use uuid::Uuid;
 
 use crate::fleet::spawn_worker;
@@ -33,14 +32,11 @@ impl PrivateRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        test_support::eventually_blocking(
+            &format!("redis-server to listen on {port}"),
+            Duration::from_secs(10),
+            || std::net::TcpStream::connect(("127.0.0.1", port)),
+        );
         Self { child }
     }
 }
@@ -83,6 +79,7 @@ async fn after_a_redis_restart_the_worker_reconnects_and_consumes_again() {
 
     // Act: Redis goes away and comes back empty; then a task is pushed.
     drop(redis);
+    // Deliberate downtime (not a wait for anything): the worker's connections fail meanwhile.
     std::thread::sleep(Duration::from_secs(1));
     let _redis = PrivateRedis::start(port);
     let conn = shared::kv::connect_redis(&url)
@@ -106,23 +103,26 @@ async fn after_a_redis_restart_the_worker_reconnects_and_consumes_again() {
         &app.settings.worker,
     )
     .done_jobs_set();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done: usize = redis::cmd("SCARD")
-            .arg(&done_set)
-            .query_async(&mut conn.clone())
-            .await
-            .expect("SCARD");
-        if done == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the task was not handled after the restart; output: {:#?}",
-            worker.output
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let output = &worker.output;
+    let (done_set, conn) = (&done_set, &conn);
+    eventually_every(
+        "the task to be handled after the restart",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        move || async move {
+            let done: usize = redis::cmd("SCARD")
+                .arg(done_set)
+                .query_async(&mut conn.clone())
+                .await
+                .expect("SCARD");
+            if done == 1 {
+                Ok(())
+            } else {
+                Err(format!("{done} done; output: {output:#?}"))
+            }
+        },
+    )
+    .await;
     worker.signal("TERM");
     let status = worker.wait_for_exit(Duration::from_secs(20));
     assert!(

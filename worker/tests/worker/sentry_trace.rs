@@ -4,10 +4,11 @@
 //! attempt, in the same trace; a 5xx answer of the api is reported as well. Sentry is a local
 //! HTTP listener here, so the test reads the envelopes both processes send.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use shared::config::SentrySettings;
+use test_support::eventually_every;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
 use crate::fleet::{ready_buyer, spawn_worker, stripe_app};
@@ -70,30 +71,36 @@ async fn the_worker_continues_the_trace_of_the_request_that_created_the_job_and_
     let mut worker = spawn_worker(&app, &[("SENTRY_DSN", &dsn)]);
 
     // Assert: the api's and the worker's transactions and the failure event share the trace.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (api_tx, job_tx, failure) = loop {
-        let all = payloads(&sentry).await;
-        let in_trace: Vec<&Value> = all.iter().filter(|p| trace_id(p) == trace).collect();
-        let find =
-            |pred: &dyn Fn(&Value) -> bool| in_trace.iter().find(|p| pred(p)).cloned().cloned();
-        // Transactions have a start; events do not.
-        let is_tx = |p: &Value| p.get("start_timestamp").is_some();
-        let api_tx = find(&|p| is_tx(p) && p["transaction"] == "POST create_checkout");
-        let job_tx = find(&|p| is_tx(p) && p["transaction"] == "checkout");
-        let failure = find(&|p| !is_tx(p) && p["tags"]["job.kind"] == "checkout");
-        if let (Some(a), Some(j), Some(f)) = (&api_tx, &job_tx, &failure) {
-            break (a.clone(), j.clone(), f.clone());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "missing envelopes (api {}, job {}, failure {}); in trace: {in_trace:#?}; worker output: {:#?}",
-            api_tx.is_some(),
-            job_tx.is_some(),
-            failure.is_some(),
-            worker.output
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let (sentry, trace) = (&sentry, trace.as_str());
+    let output = &worker.output;
+    let (api_tx, job_tx, failure) = eventually_every(
+        "the api's and the worker's envelopes in the trace",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        move || async move {
+            let all = payloads(sentry).await;
+            let in_trace: Vec<&Value> = all.iter().filter(|p| trace_id(p) == trace)
+                .collect();
+            let find = |pred: &dyn Fn(&Value) -> bool| {
+                in_trace.iter().find(|p| pred(p)).cloned().cloned()
+            };
+            // Transactions have a start; events do not.
+            let is_tx = |p: &Value| p.get("start_timestamp").is_some();
+            let api_tx = find(&|p| is_tx(p) && p["transaction"] == "POST create_checkout");
+            let job_tx = find(&|p| is_tx(p) && p["transaction"] == "checkout");
+            let failure = find(&|p| !is_tx(p) && p["tags"]["job.kind"] == "checkout");
+            match (api_tx, job_tx, failure) {
+                (Some(a), Some(j), Some(f)) => Ok((a, j, f)),
+                (a, j, f) => Err(format!(
+                    "missing envelopes (api {}, job {}, failure {}); in trace: {in_trace:#?}; worker output: {output:#?}",
+                    a.is_some(),
+                    j.is_some(),
+                    f.is_some(),
+                )),
+            }
+        },
+    )
+    .await;
     assert_eq!(api_tx["tags"]["service"], "api");
     assert_eq!(job_tx["tags"]["service"], "worker");
     assert_eq!(job_tx["contexts"]["trace"]["op"], "queue.process");
@@ -118,13 +125,17 @@ async fn the_worker_continues_the_trace_of_the_request_that_created_the_job_and_
     app.pool().close().await;
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.status.as_u16(), 503);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !payloads(&sentry)
-        .await
-        .iter()
-        .any(|p| p["message"] == "GET get_readiness answered 503 Service Unavailable")
-    {
-        assert!(Instant::now() < deadline, "the 503 was not reported");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_every(
+        "the 503 to be reported",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        move || async move {
+            payloads(sentry)
+                .await
+                .iter()
+                .any(|p| p["message"] == "GET get_readiness answered 503 Service Unavailable")
+                .then_some(())
+        },
+    )
+    .await;
 }

@@ -6,7 +6,7 @@ use shared::payment_events::{EventOutcome, Settlement};
 use test_support::{TestApp, TestResponse};
 
 use super::{
-    balances, ledger_of, order, payment_fake, shop, status_of, stored_events, stripe_payments_app,
+    balances, ledger_of, order, shop, status_of, stored_events, stripe_fake, stripe_payments_app,
 };
 use crate::helpers::assert_error;
 
@@ -102,7 +102,7 @@ async fn only_the_buyer_may_declare_a_payment_and_only_a_known_outcome() {
 
 #[tokio::test]
 async fn with_stripe_configured_the_development_route_does_not_exist() {
-    let (server, _) = payment_fake().await;
+    let (server, _) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 1).await;

@@ -8,18 +8,20 @@ use shared::{
     expiry::ExpiryReport,
     payment_events::{EventOutcome, Settlement},
 };
-use test_support::TestApp;
+use test_support::{
+    TestApp,
+    stripe::{header, stripe_error},
+};
 use uuid::Uuid;
 
 use super::{
     Endpoint, balances, calls, event_id, intent_event, intent_of, ledger_of, line_statuses,
-    make_overdue, order, payment_fake, shop, status_of, stripe_payments_app,
+    make_overdue, order, shop, status_of, stripe_fake, stripe_payments_app,
 };
-use crate::stripe_fake::{header, stripe_error};
 
 #[tokio::test]
 async fn overdue_orders_are_cancelled_at_stripe_and_release_their_stock() {
-    let (server, _) = payment_fake().await;
+    let (server, _) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let overdue = order(&app, &shop, 2).await;
@@ -66,7 +68,7 @@ async fn overdue_orders_are_cancelled_at_stripe_and_release_their_stock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_concurrent_expiry_runs_expire_each_order_once() {
-    let (server, _) = payment_fake().await;
+    let (server, _) = stripe_fake().await;
     let app = Arc::new(stripe_payments_app(&server).await);
     let shop = shop(&app, 1_000, 20).await;
     let mut orders = Vec::new();
@@ -108,7 +110,7 @@ async fn two_concurrent_expiry_runs_expire_each_order_once() {
 
 #[tokio::test]
 async fn an_order_stays_pending_while_stripe_refuses_to_cancel_its_payment() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -133,7 +135,7 @@ async fn an_order_stays_pending_while_stripe_refuses_to_cancel_its_payment() {
 
 #[tokio::test]
 async fn expiry_applies_a_payment_that_already_succeeded() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -153,7 +155,7 @@ async fn expiry_applies_a_payment_that_already_succeeded() {
 
 #[tokio::test]
 async fn a_payment_that_succeeds_after_expiry_is_refunded_once_and_nets_to_zero() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -231,7 +233,7 @@ async fn a_payment_that_succeeds_after_expiry_is_refunded_once_and_nets_to_zero(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn expiry_racing_a_success_webhook_settles_each_order_exactly_once() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = Arc::new(stripe_payments_app(&server).await);
     let shop = shop(&app, 1_000, 20).await;
     let mut orders = Vec::new();

@@ -4,16 +4,18 @@
 use poem::http::StatusCode;
 use serde_json::{Value, json};
 use shared::refunds::RefundOutcome;
-use test_support::{TestApp, TestResponse};
+use test_support::{
+    TestApp, TestResponse,
+    stripe::{field, form, header},
+};
 use uuid::Uuid;
 
 use super::{
-    Intents, balances, calls, line_statuses, pay, payment_fake, status_of, stripe_payments_app,
+    Intents, balances, calls, line_statuses, pay, status_of, stripe_fake, stripe_payments_app,
 };
 use crate::{
     checkout::{accepted_job, place_order},
     helpers::{assert_error, id_of},
-    stripe_fake::{field, form, header},
 };
 
 /// A paid order with one line from each of two sellers: `ann` sells a lamp (1,000 × 1), `bob`
@@ -103,7 +105,7 @@ async fn refunded_of(app: &TestApp, order_id: &str) -> (i64, i64) {
 
 #[tokio::test]
 async fn after_one_seller_shipped_the_buyer_refunds_the_other_sellers_unshipped_line() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = two_sellers(&app, &intents).await;
     ship(&app, &shop.order_id, &shop.ann, &shop.lamp_line).await;
@@ -161,7 +163,7 @@ async fn after_one_seller_shipped_the_buyer_refunds_the_other_sellers_unshipped_
 
 #[tokio::test]
 async fn a_seller_refunds_their_own_unshipped_line_and_no_one_elses() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = two_sellers(&app, &intents).await;
 
@@ -207,7 +209,7 @@ async fn a_seller_refunds_their_own_unshipped_line_and_no_one_elses() {
 
 #[tokio::test]
 async fn refunds_never_add_up_to_more_than_was_paid() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = two_sellers(&app, &intents).await;
     let mug = json!({ "line_ids": [shop.mug_line] });
@@ -244,7 +246,7 @@ async fn refunds_never_add_up_to_more_than_was_paid() {
 
 #[tokio::test]
 async fn forged_or_malformed_line_ids_are_refused_and_create_nothing() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = two_sellers(&app, &intents).await;
     let stranger_line = Uuid::now_v7().to_string();
@@ -298,7 +300,7 @@ async fn forged_or_malformed_line_ids_are_refused_and_create_nothing() {
 
 #[tokio::test]
 async fn a_refund_job_accepted_before_refunds_by_line_still_refunds_everything_with_its_old_key() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = two_sellers(&app, &intents).await;
     let order_id: Uuid = shop.order_id.parse().unwrap();

@@ -8,15 +8,17 @@ use shared::{
     metrics::PAYMENT_MISMATCHES,
     payment_events::{EventOutcome, Settlement},
 };
-use test_support::TestApp;
+use test_support::{
+    TestApp,
+    stripe::{field, form, header, remember_intent},
+};
 use uuid::Uuid;
 use wiremock::ResponseTemplate;
 
 use super::{
-    Endpoint, Shop, calls, deliver, intent_of, ledger_of, make_overdue, order, payment_fake, shop,
-    status_of, stripe_payments_app, succeeded_event,
+    Endpoint, Shop, calls, deliver, intent_of, ledger_of, make_overdue, order, shop, status_of,
+    stripe_fake, stripe_payments_app, succeeded_event,
 };
-use crate::stripe_fake::{field, form, header, remember_intent};
 
 /// `(source, fields, refund_id, reports)` of the recorded mismatch of intent `intent`.
 async fn recorded(
@@ -61,7 +63,7 @@ async fn assert_untouched(app: &TestApp, shop: &Shop, order_id: &str, reserved: 
 
 #[tokio::test]
 async fn a_signed_success_for_one_eur_never_pays_a_large_usd_order_and_is_refunded() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 6_250_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -126,7 +128,7 @@ async fn a_signed_success_for_one_eur_never_pays_a_large_usd_order_and_is_refund
 
 #[tokio::test]
 async fn a_mismatching_event_delivered_twice_and_retried_is_refunded_with_one_key() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -175,7 +177,7 @@ async fn a_mismatching_event_delivered_twice_and_retried_is_refunded_with_one_ke
 
 #[tokio::test]
 async fn an_event_whose_embedded_intent_lacks_the_amount_is_checked_against_stripe() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 1).await;
@@ -199,7 +201,7 @@ async fn an_event_whose_embedded_intent_lacks_the_amount_is_checked_against_stri
 
 #[tokio::test]
 async fn expiry_refunds_a_mismatching_success_and_expires_the_order() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -228,7 +230,7 @@ async fn expiry_refunds_a_mismatching_success_and_expires_the_order() {
 
 #[tokio::test]
 async fn a_buyers_cancel_refunds_a_mismatching_success_and_cancels() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -257,7 +259,7 @@ async fn a_buyers_cancel_refunds_a_mismatching_success_and_cancels() {
 
 #[tokio::test]
 async fn a_mismatching_late_payment_is_refunded_without_ledger_entries() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;

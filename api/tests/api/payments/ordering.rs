@@ -5,13 +5,13 @@ use shared::payment_events::{EventOutcome, Settlement};
 use wiremock::ResponseTemplate;
 
 use super::{
-    Endpoint, calls, event_id, intent_event, intent_of, ledger_of, line_statuses, order, pay,
-    payment_fake, shop, status_of, stripe_payments_app,
+    Endpoint, calls, event_id, intent_event, intent_of, ledger_of, line_statuses, order, pay, shop,
+    status_of, stripe_fake, stripe_payments_app,
 };
 
 #[tokio::test]
 async fn a_payment_failed_event_after_the_success_leaves_the_order_paid() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -59,7 +59,7 @@ async fn a_payment_failed_event_after_the_success_leaves_the_order_paid() {
 
 #[tokio::test]
 async fn a_stale_failure_processed_first_still_finds_the_payment() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 1).await;
@@ -81,7 +81,7 @@ async fn a_stale_failure_processed_first_still_finds_the_payment() {
 
 #[tokio::test]
 async fn a_failed_payment_keeps_the_order_pending_and_the_buyer_may_pay_again() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -117,7 +117,7 @@ async fn a_failed_payment_keeps_the_order_pending_and_the_buyer_may_pay_again() 
 
 #[tokio::test]
 async fn processing_leaves_the_order_pending_and_cancellation_releases_it() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -162,7 +162,7 @@ async fn processing_leaves_the_order_pending_and_cancellation_releases_it() {
 
 #[tokio::test]
 async fn a_stripe_outage_while_checking_the_state_is_retried_not_lost() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 1).await;

@@ -10,8 +10,8 @@ use test_support::TestApp;
 use uuid::Uuid;
 
 use super::{
-    Shop, balances, deliver, event_id, intent_of, ledger_of, line_statuses, order, pay,
-    payment_fake, shop, status_of, stripe_event, stripe_payments_app,
+    Shop, balances, deliver, event_id, intent_of, ledger_of, line_statuses, order, pay, shop,
+    status_of, stripe_event, stripe_fake, stripe_payments_app,
 };
 use crate::{checkout::accepted_job, helpers::count};
 
@@ -74,7 +74,7 @@ async fn refunded_cents(app: &TestApp, order_id: &str) -> i64 {
 
 #[tokio::test]
 async fn a_full_dashboard_refund_ends_the_order_refunded_and_takes_the_credit_back() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let (shop, order_id, intent) = paid_order(&app, &intents).await;
     assert_eq!(balances(&app, &shop.seller).await, [("usd".into(), 1_800)]);
@@ -116,7 +116,7 @@ async fn a_full_dashboard_refund_ends_the_order_refunded_and_takes_the_credit_ba
 
 #[tokio::test]
 async fn partial_dashboard_refunds_are_recorded_once_whatever_the_order_of_their_events() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let (shop, order_id, intent) = paid_order(&app, &intents).await;
 
@@ -144,7 +144,7 @@ async fn partial_dashboard_refunds_are_recorded_once_whatever_the_order_of_their
 
 #[tokio::test]
 async fn our_own_refund_reported_back_by_stripe_is_not_counted_twice() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let (shop, order_id, intent) = paid_order(&app, &intents).await;
     let refund = app
@@ -173,7 +173,7 @@ async fn our_own_refund_reported_back_by_stripe_is_not_counted_twice() {
 
 #[tokio::test]
 async fn a_dispute_holds_the_sellers_funds_and_a_lost_one_keeps_them_debited() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let (shop, order_id, intent) = paid_order(&app, &intents).await;
 
@@ -213,7 +213,7 @@ async fn a_dispute_holds_the_sellers_funds_and_a_lost_one_keeps_them_debited() {
 
 #[tokio::test]
 async fn a_won_dispute_releases_the_funds_even_when_its_events_arrive_out_of_order() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let (shop, _, intent) = paid_order(&app, &intents).await;
 
@@ -253,7 +253,7 @@ async fn a_won_dispute_releases_the_funds_even_when_its_events_arrive_out_of_ord
 
 #[tokio::test]
 async fn refund_events_are_recorded_and_move_no_money_on_their_own() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let (shop, order_id, intent) = paid_order(&app, &intents).await;
 

@@ -7,13 +7,12 @@ use shared::{
     metrics::PAYMENT_DRIFT,
     payment_events::reconcile::{PaymentReconcileReport, reconcile_payments},
 };
-use test_support::TestApp;
+use test_support::{TestApp, stripe::remember_intent};
 use uuid::Uuid;
 
 use super::{
-    deliver, event_id, intent_of, order, pay, payment_fake, shop, stripe_event, stripe_payments_app,
+    deliver, event_id, intent_of, order, pay, shop, stripe_event, stripe_fake, stripe_payments_app,
 };
-use crate::stripe_fake::remember_intent;
 
 async fn reconcile(app: &TestApp) -> PaymentReconcileReport {
     reconcile_payments(&app.payment_deps(), Duration::from_secs(3_600), 500)
@@ -23,7 +22,7 @@ async fn reconcile(app: &TestApp) -> PaymentReconcileReport {
 
 #[tokio::test]
 async fn reconciliation_passes_settled_orders_and_catches_planted_drift() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 20).await;
     let plain = order(&app, &shop, 2).await;

@@ -3,18 +3,20 @@
 use poem::http::StatusCode;
 use serde_json::json;
 use shared::refunds::{self, RefundError, RefundOutcome};
-use test_support::TestResponse;
+use test_support::{
+    TestResponse,
+    stripe::{header, stripe_error},
+};
 use uuid::Uuid;
 use wiremock::ResponseTemplate;
 
 use super::{
-    Endpoint, balances, calls, ledger_of, line_statuses, order, pay, payment_fake, shop, status_of,
+    Endpoint, balances, calls, ledger_of, line_statuses, order, pay, shop, status_of, stripe_fake,
     stripe_payments_app,
 };
 use crate::{
     checkout::{accepted_job, job_row},
     helpers::{assert_error, id_of},
-    stripe_fake::{header, stripe_error},
 };
 
 async fn refund(app: &test_support::TestApp, order_id: &str, token: Option<&str>) -> TestResponse {
@@ -29,7 +31,7 @@ async fn refund(app: &test_support::TestApp, order_id: &str, token: Option<&str>
 
 #[tokio::test]
 async fn the_buyer_refunds_a_paid_order_and_the_stock_comes_back() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -76,7 +78,7 @@ async fn the_buyer_refunds_a_paid_order_and_the_stock_comes_back() {
         "each refund has its own key"
     );
     assert_eq!(
-        crate::stripe_fake::field(&crate::stripe_fake::form(&refunds[0]), "amount"),
+        test_support::stripe::field(&test_support::stripe::form(&refunds[0]), "amount"),
         Some("2000"),
         "exactly the lines' total"
     );
@@ -90,7 +92,7 @@ async fn the_buyer_refunds_a_paid_order_and_the_stock_comes_back() {
 
 #[tokio::test]
 async fn only_the_buyer_refunds_and_only_paid_unshipped_orders() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let (_, stranger) = app.signed_up("stranger").await;
@@ -147,7 +149,7 @@ async fn only_the_buyer_refunds_and_only_paid_unshipped_orders() {
 
 #[tokio::test]
 async fn a_refund_already_made_at_stripe_counts_and_an_outage_is_retried() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 1).await;
@@ -189,7 +191,7 @@ async fn a_refund_already_made_at_stripe_counts_and_an_outage_is_retried() {
 
 #[tokio::test]
 async fn the_seller_balance_follows_paid_and_refunded_orders() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 10).await;
     let (_, other_seller) = app.signed_up("other_seller").await;

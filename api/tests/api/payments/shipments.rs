@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use test_support::{TestApp, TestResponse};
 use uuid::Uuid;
 
-use super::{line_statuses, order, pay, payment_fake, shop, status_of, stripe_payments_app};
+use super::{line_statuses, order, pay, shop, status_of, stripe_fake, stripe_payments_app};
 use crate::{
     checkout::accepted_job,
     helpers::{assert_error, id_of, invalid_fields},
@@ -42,7 +42,7 @@ async fn lines(app: &TestApp, order_id: &str, token: &str) -> Vec<(String, Strin
 
 #[tokio::test]
 async fn each_seller_ships_only_their_own_paid_lines() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let (other_id, other_seller) = app.signed_up("other_seller").await;
@@ -131,7 +131,7 @@ async fn each_seller_ships_only_their_own_paid_lines() {
 
 #[tokio::test]
 async fn a_line_ships_once_with_a_valid_tracking_code_and_not_during_a_refund() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 1).await;

@@ -10,7 +10,7 @@ use test_support::{TEST_WEBHOOK_SECRET, TestApp, stripe_signature};
 
 use super::{
     balances, calls, event_id, intent_event, intent_of, ledger_of, line_statuses, order,
-    payment_fake, pushed_event_tasks, shop, status_of, stored_events, stripe_payments_app,
+    pushed_event_tasks, shop, status_of, stored_events, stripe_fake, stripe_payments_app,
 };
 use crate::helpers::assert_error;
 
@@ -20,7 +20,7 @@ fn now() -> i64 {
 
 #[tokio::test]
 async fn a_signed_success_event_marks_the_order_paid_and_credits_the_seller() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -86,7 +86,7 @@ async fn a_signed_success_event_marks_the_order_paid_and_credits_the_seller() {
 
 #[tokio::test]
 async fn bad_signatures_and_unreadable_payloads_are_400_and_change_nothing() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -154,7 +154,7 @@ async fn bad_signatures_and_unreadable_payloads_are_400_and_change_nothing() {
 
 #[tokio::test]
 async fn the_raw_bytes_are_verified_whatever_their_whitespace_and_key_order() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 1).await;
@@ -182,7 +182,7 @@ async fn the_raw_bytes_are_verified_whatever_their_whitespace_and_key_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_event_delivered_three_times_concurrently_is_applied_once() {
-    let (server, intents) = payment_fake().await;
+    let (server, intents) = stripe_fake().await;
     let app = Arc::new(stripe_payments_app(&server).await);
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
@@ -240,7 +240,7 @@ async fn the_same_event_delivered_three_times_concurrently_is_applied_once() {
 
 #[tokio::test]
 async fn events_we_do_not_act_on_are_acknowledged_and_not_stored() {
-    let (server, _) = payment_fake().await;
+    let (server, _) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 1).await;
@@ -292,7 +292,7 @@ async fn without_a_webhook_secret_the_endpoint_refuses_every_event() {
 
 #[tokio::test]
 async fn hostile_but_signed_or_unsignable_inputs_are_400_on_every_retry_and_store_nothing() {
-    let (server, _) = payment_fake().await;
+    let (server, _) = stripe_fake().await;
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 1).await;
