@@ -43,6 +43,9 @@ pub struct SweepSettings {
     pub purge_after: Duration,
     /// `JOB_RETENTION_DAYS` (14): finished `jobs` rows are deleted after this.
     pub job_retention: Duration,
+    /// `SESSION_RETENTION_DAYS` (7): a login session (refresh-token family) revoked, or whose
+    /// newest token expired, this long ago is deleted by `prune_sessions`.
+    pub session_retention: Duration,
     /// `TASK_RETENTION_HOURS` (24): finished apalis task data in Redis is deleted after this.
     /// Shorter than the rows: Postgres is the record, Redis memory is not for history.
     pub task_retention: Duration,
@@ -104,6 +107,7 @@ pub(super) fn sweep_settings<F: Fn(&str) -> Option<String>>(
         requeue_retry_grace: env.secs("REQUEUE_RETRY_GRACE_SECS", 600)?,
         purge_after: days(env, "PURGE_AFTER_DAYS", 30)?,
         job_retention: days(env, "JOB_RETENTION_DAYS", 14)?,
+        session_retention: days(env, "SESSION_RETENTION_DAYS", 7)?,
         task_retention: env.secs("TASK_RETENTION_HOURS", 24)? * 3600,
         reconcile_payments_window: env.secs("RECONCILE_PAYMENTS_WINDOW_HOURS", 48)? * 3600,
         reconcile_payments_max_orders: env.bounded(

@@ -118,3 +118,31 @@ pub async fn revoke_all_for_user(
     .await?;
     Ok(())
 }
+
+/// Deletes up to `limit` token families that cannot be used and have not been usable for
+/// `retention`: revoked that long ago, or whose newest token expired that long ago. A family
+/// younger than `retention` is kept whatever its tokens say. Their tokens go with them
+/// (`ON DELETE CASCADE`).
+#[tracing::instrument(skip_all)]
+pub async fn prune_dead_families(
+    conn: &mut PgConnection,
+    retention: std::time::Duration,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM refresh_token_families WHERE id IN (
+             SELECT f.id FROM refresh_token_families f
+             WHERE f.created_at < now() - make_interval(secs => $1)
+               AND (f.revoked_at < now() - make_interval(secs => $1)
+                    OR NOT EXISTS (
+                        SELECT 1 FROM refresh_tokens t
+                        WHERE t.family_id = f.id
+                          AND t.expires_at >= now() - make_interval(secs => $1)))
+             LIMIT $2)",
+    )
+    .bind(retention.as_secs_f64())
+    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -16,6 +16,7 @@ mod expire_orders;
 mod geocode_address;
 mod payment_event;
 mod prune_jobs;
+mod prune_sessions;
 mod purge_inactive;
 mod reconcile_payments;
 mod reconcile_stock;
@@ -28,9 +29,9 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use self::{
     checkout::Checkout, expire_orders::ExpireOrders, geocode_address::GeocodeAddress,
-    payment_event::PaymentEvent, prune_jobs::PruneJobs, purge_inactive::PurgeInactive,
-    reconcile_payments::ReconcilePayments, reconcile_stock::ReconcileStock,
-    refund_order::RefundOrder, requeue_stale::RequeueStale,
+    payment_event::PaymentEvent, prune_jobs::PruneJobs, prune_sessions::PruneSessions,
+    purge_inactive::PurgeInactive, reconcile_payments::ReconcilePayments,
+    reconcile_stock::ReconcileStock, refund_order::RefundOrder, requeue_stale::RequeueStale,
 };
 use crate::{
     queue::{JobQueue, JobTask, Payload, PushError, TickTask},
@@ -49,6 +50,7 @@ pub fn visit_all(visit: &mut impl Visit) {
     visit.job::<PurgeInactive>();
     visit.job::<PruneJobs>();
     visit.job::<ReconcilePayments>();
+    visit.job::<PruneSessions>();
 }
 
 /// Something done once per registered job (see [`visit_all`]).
@@ -218,7 +220,7 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 11);
         assert!(names.iter().all(|q| !q.is_empty() && !q.contains(':')));
         assert_eq!(Checkout::SCHEDULE, None);
         assert_eq!(
@@ -239,12 +241,13 @@ mod tests {
             let (a, b) = (upcoming.next().unwrap(), upcoming.next().unwrap());
             (b - a).num_seconds()
         };
-        assert_eq!(periodic().len(), 6);
+        assert_eq!(periodic().len(), 7);
         assert_eq!(every(<ExpireOrders as Job>::NAME), 60);
         assert_eq!(every(<ReconcileStock as Job>::NAME), 300);
         assert_eq!(every(<RequeueStale as Job>::NAME), 30);
         assert_eq!(every(<PurgeInactive as Job>::NAME), 86_400);
         assert_eq!(every(<PruneJobs as Job>::NAME), 3_600);
         assert_eq!(every(<ReconcilePayments as Job>::NAME), 600);
+        assert_eq!(every(<PruneSessions as Job>::NAME), 86_400);
     }
 }

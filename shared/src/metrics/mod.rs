@@ -101,7 +101,7 @@ pub static REQUEUED: Family = Family::counter(
 /// worker: rows and tasks deleted by purge and prune.
 pub static DELETED: Family = Family::counter(
     "sweep_deleted_total",
-    "Rows and queue tasks deleted by purge_inactive and prune_jobs, by what.",
+    "Rows and queue tasks deleted by purge_inactive, prune_jobs and prune_sessions, by what.",
     &["what"],
 );
 

@@ -1,10 +1,13 @@
 //! The sweeps that delete, run inline against a private database and Redis prefix:
 //! purge_inactive keeps order snapshots, prune_jobs deletes only what is finished and past
-//! retention.
+//! retention, prune_sessions only sessions dead for longer than theirs.
 
 use serde_json::json;
-use shared::jobs::Job as _;
-use shared::{jobs, sweep};
+use shared::{
+    jobs::{self, Job, PruneSessions},
+    queue::TickTask,
+    sweep,
+};
 use test_support::TestApp;
 use uuid::Uuid;
 
@@ -177,4 +180,94 @@ async fn prune_jobs_deletes_only_finished_work_past_retention() {
         .await
         .unwrap();
     assert!(!meta_left);
+}
+
+#[tokio::test]
+async fn prune_sessions_deletes_only_sessions_dead_for_longer_than_the_retention() {
+    // Arrange: besides the login of the sign-up, sessions of every kind, by age in days
+    // (created, revoked, newest token expires: negative = in the past). Retention is 7 days.
+    let app = TestApp::spawn().await;
+    let (user_id, _) = app.signed_up("ann").await;
+    let user: Uuid = user_id.parse().expect("uuid");
+    let cases: [(&str, i64, Option<i64>, Option<i64>); 6] = [
+        ("live", 30, None, Some(20)),
+        ("expired_long_ago", 60, None, Some(-10)),
+        ("revoked_long_ago", 30, Some(10), Some(20)),
+        ("revoked_recently", 30, Some(2), Some(20)),
+        ("expired_recently", 30, None, Some(-2)),
+        ("young_without_a_token", 1, None, None),
+    ];
+    let mut family = std::collections::HashMap::new();
+    for (name, created, revoked, expires) in cases {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO refresh_token_families (id, user_id, created_at, revoked_at)
+             VALUES ($1, $2, now() - make_interval(days => $3),
+                     now() - make_interval(days => $4::int))",
+        )
+        .bind(id)
+        .bind(user)
+        .bind(created as i32)
+        .bind(revoked.map(|d| d as i32))
+        .execute(app.pool())
+        .await
+        .expect("insert family");
+        if let Some(expires) = expires {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (id, family_id, token_hash, expires_at)
+                 VALUES ($1, $2, $3, now() + make_interval(days => $4))",
+            )
+            .bind(Uuid::now_v7())
+            .bind(id)
+            .bind(id.as_bytes().to_vec())
+            .bind(expires as i32)
+            .execute(app.pool())
+            .await
+            .expect("insert token");
+        }
+        family.insert(name, id);
+    }
+    let families_before: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_token_families")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+
+    // Act: one run, as the worker runs a tick, and a second one.
+    let tick = TickTask { scheduled_at: 0 };
+    let report = PruneSessions::run(&app.state.services, tick)
+        .await
+        .expect("run");
+    let again = PruneSessions::run(&app.state.services, tick)
+        .await
+        .expect("run");
+
+    // Assert
+    assert_eq!(report.families, 2, "{report:?}");
+    assert_eq!(again.families, 0, "a second run finds nothing more");
+    let left: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM refresh_token_families")
+        .fetch_all(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(left.len() as i64, families_before - 2);
+    for gone in ["expired_long_ago", "revoked_long_ago"] {
+        assert!(!left.contains(&family[gone]), "{gone} is deleted");
+        let tokens: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE family_id = $1")
+                .bind(family[gone])
+                .fetch_one(app.pool())
+                .await
+                .unwrap();
+        assert_eq!(tokens, 0, "the tokens of {gone} went with it");
+    }
+    for kept in [
+        "live",
+        "revoked_recently",
+        "expired_recently",
+        "young_without_a_token",
+    ] {
+        assert!(left.contains(&family[kept]), "{kept} is kept");
+    }
+    // The sign-up's own session still works.
+    let login = app.login("ann", "correct horse").await;
+    assert_eq!(login.status.as_u16(), 200, "{}", login.body);
 }
