@@ -9,10 +9,8 @@ use shared::{
     db::StoreError,
     domain::{ValidationErrors, cursor::InvalidCursor, money::LimitExceeded},
     geocode::{self, SubmitError},
-    orders::CancelError,
+    orders::{CancelError, refund::RefundRequestError, ship::ShipError},
     payment_events::{ReceiveError, dev::DevPaymentError},
-    refunds::RefundRequestError,
-    shipments::ShipError,
 };
 
 use super::{ApiError, ErrorCode, body};

@@ -8,15 +8,16 @@ use poem_openapi::{
 };
 use serde_json::Value;
 use shared::{
-    db::{
-        self,
-        orders::{OrderLineRow, OrderRole, OrderRow},
-    },
+    db::orders::{OrderLineRow, OrderRole},
     domain::{ValidationErrors, cursor::OrderCursor},
     jobs::{Job as _, RefundOrder},
+    orders::{
+        self,
+        refund::{self, RefundScope},
+        ship::{self, Shipment},
+        view::OrderView,
+    },
     queue::JobTask,
-    refunds::{self, RefundScope},
-    shipments::{self, Shipment},
 };
 use uuid::Uuid;
 
@@ -43,7 +44,7 @@ text_rule!(
 );
 text_rule!(
     /// A carrier's tracking code.
-    TrackingCode = shipments::TRACKING_CODE
+    TrackingCode = ship::TRACKING_CODE
 );
 
 pub struct OrdersApi {
@@ -146,51 +147,33 @@ enum RefundAccepted {
     Job(Json<JobAccepted>),
 }
 
-fn view(order: OrderRow, lines: Vec<OrderLineRow>, viewer: Uuid) -> Order {
-    let is_buyer = order.buyer_id == Some(viewer);
-    let total_cents = if is_buyer {
-        order.total_cents
-    } else {
-        lines
-            .iter()
-            .map(|l| l.unit_price_cents * i64::from(l.quantity))
-            .sum()
-    };
-    let client_secret = (is_buyer && order.status == shared::domain::OrderStatus::PendingPayment)
-        .then_some(order.client_secret)
-        .flatten();
-    Order {
-        id: order.id,
-        status: order.status.into(),
-        status_reason: order.status_reason,
-        total_cents,
-        currency: order.currency,
-        lines: lines.into_iter().map(Into::into).collect(),
-        shipping_address: order.shipping_address,
-        payment_intent_id: is_buyer.then_some(order.payment_intent_id).flatten(),
-        client_secret,
-        created_at: order.created_at,
-        expires_at: order.expires_at,
+impl From<OrderView> for Order {
+    fn from(v: OrderView) -> Self {
+        let order = v.order;
+        Self {
+            id: order.id,
+            status: order.status.into(),
+            status_reason: order.status_reason,
+            total_cents: v.total_cents,
+            currency: order.currency,
+            lines: v.lines.into_iter().map(Into::into).collect(),
+            shipping_address: order.shipping_address,
+            payment_intent_id: v.payment_intent_id,
+            client_secret: v.client_secret,
+            created_at: order.created_at,
+            expires_at: order.expires_at,
+        }
     }
 }
 
 impl OrdersApi {
-    /// The order as `viewer` may see it: the buyer sees everything, a seller their own lines;
-    /// anyone else gets 404.
+    /// The order as `viewer` may see it (`orders::view`); 404 for anyone else.
     async fn visible(&self, id: Uuid, viewer: Uuid) -> Result<Order, ApiError> {
         let mut conn = self.state.pool.acquire().await?;
-        let order = db::orders::find(&mut conn, id)
+        let view = orders::view::one(&mut conn, id, viewer)
             .await?
             .ok_or_else(|| ApiError::not_found(ErrorCode::OrderNotFound))?;
-        let seller_filter = if order.buyer_id == Some(viewer) {
-            None
-        } else if db::orders::is_seller_of(&mut conn, id, viewer).await? {
-            Some(viewer)
-        } else {
-            return Err(ApiError::not_found(ErrorCode::OrderNotFound));
-        };
-        let lines = db::orders::lines(&mut conn, &[id], seller_filter).await?;
-        Ok(view(order, lines, viewer))
+        Ok(view.into())
     }
 }
 
@@ -224,20 +207,9 @@ impl OrdersApi {
             .transpose()?
             .map(|c| c.0);
         let mut conn = self.state.pool.acquire().await?;
-        let (orders, more) = db::orders::list(&mut conn, user.id, role, before, limit).await?;
-        let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
-        let seller_filter = (role == OrderRole::Seller).then_some(user.id);
-        let mut lines = db::orders::lines(&mut conn, &ids, seller_filter).await?;
-        let next_cursor = page::next_cursor(more, &orders, |o| OrderCursor(o.id).encode());
-        let items = orders
-            .into_iter()
-            .map(|o| {
-                let (mine, rest): (Vec<_>, Vec<_>) =
-                    lines.drain(..).partition(|l| l.order_id == o.id);
-                lines = rest;
-                view(o, mine, user.id)
-            })
-            .collect();
+        let (views, more) = orders::view::page(&mut conn, user.id, role, before, limit).await?;
+        let next_cursor = page::next_cursor(more, &views, |v| OrderCursor(v.order.id).encode());
+        let items = views.into_iter().map(Into::into).collect();
         Ok(Json(OrderPage { items, next_cursor }))
     }
 
@@ -253,7 +225,7 @@ impl OrdersApi {
     async fn cancel(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Cancelled, ApiError> {
         let user = self.state.user(auth.token()).await?;
         let s = &self.state;
-        shared::orders::cancel(&s.pool, &s.gate, &s.payments, id.0, user.id).await?;
+        orders::cancel(&s.pool, &s.gate, &s.payments, id.0, user.id).await?;
         Ok(Cancelled::Order(Json(self.visible(id.0, user.id).await?)))
     }
 
@@ -272,7 +244,7 @@ impl OrdersApi {
         let user = self.state.user(auth.token()).await?;
         let line_ids = body.0.as_ref().map(|b| b.line_ids.0.as_slice());
         let scope = RefundScope::parse(line_ids)?;
-        let accepted = refunds::request(&self.state.pool, id.0, user.id, &scope).await?;
+        let accepted = refund::request(&self.state.pool, id.0, user.id, &scope).await?;
         if accepted.created {
             // The row is committed: if this push is lost, the sweeper re-pushes the job.
             let task = JobTask {
@@ -298,7 +270,7 @@ impl OrdersApi {
     ) -> Result<Json<Order>, ApiError> {
         let user = self.state.user(auth.token()).await?;
         let shipment = Shipment::parse(&body.line_ids.0, body.tracking_code.as_str())?;
-        shipments::ship(&self.state.pool, id.0, user.id, &shipment).await?;
+        ship::ship(&self.state.pool, id.0, user.id, &shipment).await?;
         Ok(Json(self.visible(id.0, user.id).await?))
     }
 }

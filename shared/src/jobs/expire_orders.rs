@@ -1,7 +1,7 @@
 //! `expire_orders`: closes pending orders past their deadline and releases their units.
 
 use super::Periodic;
-use crate::{db::StoreError, expiry::ExpiryReport, services::Services};
+use crate::{db::StoreError, orders::expire::ExpiryReport, services::Services};
 
 /// Every minute (`SCHEDULE_EXPIRE_ORDERS`). Runs claim disjoint orders, and every order is
 /// closed under its row lock only if still pending, so overlapping runs are harmless.
@@ -14,6 +14,6 @@ impl Periodic for ExpireOrders {
     type Error = StoreError;
 
     async fn run(services: &Services) -> Result<ExpiryReport, StoreError> {
-        crate::expiry::expire_orders(&services.payment()).await
+        crate::orders::expire::expire_orders(&services.payment()).await
     }
 }

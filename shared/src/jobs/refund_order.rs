@@ -2,12 +2,12 @@
 
 use super::{Failure, Job};
 use crate::{
+    orders::refund::{self, RefundError, RefundOutcome},
     queue::JobTask,
-    refunds::{self, RefundError, RefundOutcome},
     services::Services,
 };
 
-/// Processes the `jobs` row of an accepted refund request (`refunds::process`).
+/// Processes the `jobs` row of an accepted refund request (`refund::process`).
 pub struct RefundOrder;
 
 impl Job for RefundOrder {
@@ -17,7 +17,7 @@ impl Job for RefundOrder {
     type Error = RefundError;
 
     async fn run(services: &Services, task: JobTask) -> Result<RefundOutcome, RefundError> {
-        refunds::process(&services.payment(), task.job_id).await
+        refund::process(&services.payment(), task.job_id).await
     }
 
     fn failure(error: &RefundError) -> Failure {

@@ -4,10 +4,12 @@
 use poem::http::HeaderValue;
 use serde_json::Value;
 use shared::{
-    expiry::ExpiryReport,
     jobs::{Job, RefundOrder},
+    orders::{
+        expire::ExpiryReport,
+        refund::{self, RefundOutcome},
+    },
     payment_events::{self, EventOutcome, PaymentDeps},
-    refunds::{self, RefundOutcome},
 };
 
 use crate::{
@@ -47,14 +49,14 @@ impl TestApp {
         let deps = self.payment_deps();
         let mut outcomes = Vec::new();
         for id in ids {
-            outcomes.push(refunds::process(&deps, id).await.expect("refund job ran"));
+            outcomes.push(refund::process(&deps, id).await.expect("refund job ran"));
         }
         outcomes
     }
 
     /// Runs the `expire_orders` job once, as a scheduler tick would.
     pub async fn run_expiry(&self) -> ExpiryReport {
-        shared::expiry::expire_orders(&self.payment_deps())
+        shared::orders::expire::expire_orders(&self.payment_deps())
             .await
             .expect("expiry ran")
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use poem::http::StatusCode;
 use serde_json::json;
 use shared::{
-    expiry::ExpiryReport,
+    orders::expire::ExpiryReport,
     payment_events::{EventOutcome, Settlement},
 };
 use test_support::{

@@ -3,7 +3,7 @@
 
 use poem::http::StatusCode;
 use serde_json::{Value, json};
-use shared::refunds::RefundOutcome;
+use shared::orders::refund::RefundOutcome;
 use test_support::{
     TestApp, TestResponse,
     stripe::{field, form, header},

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 use shared::{
+    orders::refund::RefundOutcome,
     payment_events::{EventOutcome, Settlement},
-    refunds::RefundOutcome,
 };
 use test_support::TestApp;
 use uuid::Uuid;

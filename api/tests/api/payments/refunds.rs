@@ -2,7 +2,7 @@
 
 use poem::http::StatusCode;
 use serde_json::json;
-use shared::refunds::{self, RefundError, RefundOutcome};
+use shared::orders::refund::{self, RefundError, RefundOutcome};
 use test_support::{
     TestResponse,
     stripe::{header, stripe_error},
@@ -157,7 +157,7 @@ async fn a_refund_already_made_at_stripe_counts_and_an_outage_is_retried() {
     let job_id = accepted_job(&refund(&app, &order_id, Some(&shop.buyer)).await);
     intents.fail(Endpoint::Refund, ResponseTemplate::new(503));
 
-    let run = refunds::process(&app.payment_deps(), job_id).await;
+    let run = refund::process(&app.payment_deps(), job_id).await;
 
     assert!(
         matches!(run, Err(RefundError::PaymentUnavailable(_))),

@@ -1,4 +1,5 @@
-//! Buyer actions on orders that do not go through a job.
+//! Cancellation of a pending order by its buyer (no job: the PaymentIntent is cancelled first,
+//! outside any transaction, then the order is closed under its row lock).
 
 use crate::domain::OrderStatus;
 use sqlx::PgPool;
