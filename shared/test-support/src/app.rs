@@ -574,3 +574,40 @@ impl TestApp {
         outcomes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TestApp;
+
+    async fn queue_a_job(app: &TestApp) {
+        sqlx::query("INSERT INTO jobs (id, kind) VALUES ($1, 'checkout')")
+            .bind(uuid::Uuid::now_v7())
+            .execute(app.pool())
+            .await
+            .expect("insert job");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "the test left 1 job(s) queued")]
+    async fn a_test_that_leaves_a_job_queued_fails() {
+        let app = TestApp::spawn().await;
+        queue_a_job(&app).await;
+    }
+
+    #[tokio::test]
+    async fn a_test_may_leave_jobs_queued_when_it_says_why() {
+        let app = TestApp::spawn().await;
+        queue_a_job(&app).await;
+        app.allow_queued_jobs("this test checks the opt-out");
+    }
+
+    #[tokio::test]
+    async fn finished_jobs_are_not_left_work() {
+        let app = TestApp::spawn().await;
+        sqlx::query("INSERT INTO jobs (id, kind, status) VALUES ($1, 'checkout', 'succeeded')")
+            .bind(uuid::Uuid::now_v7())
+            .execute(app.pool())
+            .await
+            .expect("insert job");
+    }
+}
