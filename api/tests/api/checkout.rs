@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::helpers::{count, id_of};
 // ---------------------------------------------------------------------------------------------
-// Helpers shared with `orders.rs`.
+// Helpers, shared with the tests in `checkout/`, `orders.rs`, `checkout_rules.rs` and `payments/`.
 
 /// The job id of a 202 answer (asserting it is one).
 #[track_caller]

@@ -315,6 +315,14 @@ async fn a_buyer_holds_at_most_the_configured_number_of_unpaid_orders() {
         .await;
     assert!(cancel.status.is_success(), "{}", cancel.body);
     accepted_job(&app.checkout(&buyer, &address, "order-4").await);
+    let outcomes = app.run_checkout_jobs().await;
+    assert!(
+        matches!(
+            outcomes.as_slice(),
+            [shared::checkout::ProcessOutcome::Succeeded { .. }]
+        ),
+        "{outcomes:?}"
+    );
     app.assert_stock_invariant().await;
 }
 

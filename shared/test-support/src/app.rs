@@ -91,6 +91,8 @@ pub struct TestApp {
     pub redis: ConnectionManager,
     /// The state handed to the app.
     pub state: AppState,
+    /// Why this test may end with `queued` jobs (see [`TestApp::allow_queued_jobs`]).
+    queued_jobs_allowed: std::sync::Mutex<Option<String>>,
     // Declared last: dropped after everything that may hold connections to it.
     db: TestDb,
 }
@@ -128,8 +130,50 @@ impl TestApp {
             settings,
             redis,
             state,
+            queued_jobs_allowed: std::sync::Mutex::new(None),
             db,
         }
+    }
+
+    /// Lets this test end with `queued` jobs, for the reason given (a test of the queueing
+    /// itself, or of what a job that has not run yet looks like). Without it a test that leaves
+    /// a job queued fails when its app is dropped: run the jobs it started (`run_checkout_jobs`,
+    /// `run_geocode_jobs`, `run_refund_jobs`), so that what a test exercises is what a worker
+    /// would make of it, and no background work is forgotten.
+    pub fn allow_queued_jobs(&self, reason: &str) {
+        *self.queued_jobs_allowed.lock().expect("not poisoned") = Some(reason.to_owned());
+    }
+
+    /// The `kind id` of every job still `queued`, oldest first. Blocking (a private runtime on
+    /// another thread, on a connection of its own), so it works from `Drop` and after a test
+    /// closed the app's pool.
+    fn queued_jobs_blocking(&self) -> Result<Vec<String>, String> {
+        let url = self.db.url.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let rows: Vec<(String, uuid::Uuid)> = sqlx::query_as(
+                    "SELECT kind, id FROM jobs WHERE status = 'queued' ORDER BY created_at, id",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+                conn.close().await.ok();
+                Ok(rows
+                    .into_iter()
+                    .map(|(kind, id)| format!("{kind} {id}"))
+                    .collect())
+            })
+        })
+        .join()
+        .map_err(|_| "the check panicked".to_owned())?
     }
 
     /// What the checkout job handler needs, built from the app's own state.
@@ -436,9 +480,37 @@ impl TestApp {
     }
 }
 
+/// When a test ends, its app checks that no job is left `queued` (unless the test said why it may
+/// be, with [`TestApp::allow_queued_jobs`]): a queued job is work the test started and never
+/// looked at. The check is in `Drop` so that no test can forget it; `Drop` cannot await, so it
+/// queries on a private runtime on another thread (as [`TestDb`] drops its database), and it is
+/// skipped while the test is already failing (a second panic would abort and hide the first).
 impl Drop for TestApp {
     fn drop(&mut self) {
-        // Remove this test's Redis keys; the database is dropped by `TestDb`.
+        self.clean_redis();
+        let allowed = self
+            .queued_jobs_allowed
+            .get_mut()
+            .map(|reason| reason.is_some())
+            .unwrap_or(true);
+        if allowed || std::thread::panicking() {
+            return;
+        }
+        match self.queued_jobs_blocking() {
+            Ok(queued) if queued.is_empty() => {}
+            Ok(queued) => panic!(
+                "the test left {} job(s) queued: {queued:?}; run them (run_checkout_jobs, \
+                 run_geocode_jobs, run_refund_jobs) or call allow_queued_jobs with the reason",
+                queued.len()
+            ),
+            Err(error) => eprintln!("warning: could not check for queued jobs: {error}"),
+        }
+    }
+}
+
+impl TestApp {
+    /// Removes this test's Redis keys; the database is dropped by `TestDb`.
+    fn clean_redis(&self) {
         let pattern = format!("{}*", self.settings.redis_prefix);
         let url = self.settings.redis_url.clone();
         let cleaned = std::thread::spawn(move || -> redis::RedisResult<()> {
@@ -486,5 +558,42 @@ impl TestApp {
             );
         }
         outcomes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestApp;
+
+    async fn queue_a_job(app: &TestApp) {
+        sqlx::query("INSERT INTO jobs (id, kind) VALUES ($1, 'checkout')")
+            .bind(uuid::Uuid::now_v7())
+            .execute(app.pool())
+            .await
+            .expect("insert job");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "the test left 1 job(s) queued")]
+    async fn a_test_that_leaves_a_job_queued_fails() {
+        let app = TestApp::spawn().await;
+        queue_a_job(&app).await;
+    }
+
+    #[tokio::test]
+    async fn a_test_may_leave_jobs_queued_when_it_says_why() {
+        let app = TestApp::spawn().await;
+        queue_a_job(&app).await;
+        app.allow_queued_jobs("this test checks the opt-out");
+    }
+
+    #[tokio::test]
+    async fn finished_jobs_are_not_left_work() {
+        let app = TestApp::spawn().await;
+        sqlx::query("INSERT INTO jobs (id, kind, status) VALUES ($1, 'checkout', 'succeeded')")
+            .bind(uuid::Uuid::now_v7())
+            .execute(app.pool())
+            .await
+            .expect("insert job");
     }
 }

@@ -3,7 +3,8 @@
 //! - [`TestDb`]: a fresh database per test, cloned from a migrated template (fast), dropped when
 //!   the test ends, pass or fail.
 //! - [`TestApp`]: the real `api::app` over that database and a private Redis namespace, driven
-//!   in-process with poem's `TestClient`.
+//!   in-process with poem's `TestClient`. A test that ends with a job still `queued` fails
+//!   (run its jobs, or say why with [`TestApp::allow_queued_jobs`]).
 //! - [`eventually`]: a bounded wait for something that happens in the background.
 //! - [`stripe`]: the one local Stripe fake (wiremock) the api and worker tests talk to.
 

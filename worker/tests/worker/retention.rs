@@ -104,6 +104,7 @@ async fn purge_inactive_deletes_long_deleted_accounts_and_listings_but_orders_ke
 async fn prune_jobs_deletes_only_finished_work_past_retention() {
     // Arrange: job rows finished 15 days ago, finished today, and queued 15 days ago.
     let app = TestApp::spawn().await;
+    app.allow_queued_jobs("the old queued row is one pruning must keep");
     let mut ids = Vec::new();
     for (status, finished_days_ago) in [
         ("succeeded", Some(15)),

@@ -122,6 +122,7 @@ async fn the_worker_continues_the_trace_of_the_request_that_created_the_job_and_
     assert!(worker.wait_for_exit(Duration::from_secs(20)).success());
 
     // A 5xx answer of the api is reported too, with its route.
+    app.allow_queued_jobs("the checkout fails on purpose and stays queued for its retry");
     app.pool().close().await;
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.status.as_u16(), 503);

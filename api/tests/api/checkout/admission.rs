@@ -116,5 +116,10 @@ async fn checkout_refusals_write_no_job() {
     assert_eq!(resp.status, StatusCode::NO_CONTENT);
     accepted_job(&app.checkout(&buyer, &address, "k5").await);
     assert_eq!(jobs(&app).await, 1);
+    let outcomes = app.run_checkout_jobs().await;
+    assert!(
+        matches!(outcomes.as_slice(), [ProcessOutcome::Succeeded { .. }]),
+        "{outcomes:?}"
+    );
     app.assert_stock_invariant().await;
 }

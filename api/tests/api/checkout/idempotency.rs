@@ -101,6 +101,7 @@ async fn the_same_idempotency_key_with_another_address_is_a_422() {
     assert_eq!(app.gate_counter(&l).await, Some(3));
     assert_eq!(job_row(&app, job_id).await.status.as_str(), "queued");
     app.assert_stock_invariant().await;
+    app.allow_queued_jobs("that the refused reuse leaves the first job queued is the point");
 }
 
 #[tokio::test]
