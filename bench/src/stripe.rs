@@ -1,5 +1,5 @@
 //! Playing Stripe: `payment_intent.succeeded` events shaped like Stripe's (the same JSON as the
-//! api tests send, `api/tests/api/stripe_fake.rs`) and their `Stripe-Signature` header.
+//! api tests send, `shared/test-support/src/stripe.rs`) and their `Stripe-Signature` header.
 //!
 //! In development payment mode (no `STRIPE_SECRET_KEY`) an order's PaymentIntent is
 //! `pi_dev_<order id>` and the `payment_event` job trusts the final status carried by a validly
