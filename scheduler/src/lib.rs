@@ -42,11 +42,12 @@ pub struct SchedulerContext {
 }
 
 impl SchedulerContext {
-    /// Reads the schedules (`SCHEDULE_<JOB>` from the environment) and connects, so that a bad
-    /// schedule or a wrong URL stops start-up instead of every tick.
+    /// Reads the schedules (`SCHEDULE_<JOB>` from the environment) and connects to Redis, so
+    /// that a bad schedule or a wrong URL stops start-up instead of every tick.
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
         let schedules = schedules::from_lookup(|name| std::env::var(name).ok())?;
-        let services = Services::connect(settings).await?;
+        // Ticks only push to Redis: the scheduler holds no database connection.
+        let services = Services::connect_without_database(settings).await?;
         let holder = format!("{}-{}", shared::telemetry::host_name(), std::process::id());
         let leader = LeaderLock::new(
             services.redis.clone(),

@@ -28,6 +28,15 @@ pub async fn connect_redis(url: &str) -> Result<ConnectionManager, redis::RedisE
     client.get_connection_manager_with_config(config).await
 }
 
+/// A pool that opens no connection until one is asked for: for a process that needs
+/// `Services` but not the database (the scheduler), so that it holds no idle connection.
+pub fn lazy_postgres(settings: &Settings) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(settings.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy(&settings.database_url)
+}
+
 /// Creates the database named in `url` if it does not exist yet (developer convenience for the
 /// one-command start; production databases are provisioned by operators).
 pub async fn ensure_database(url: &str) -> Result<(), sqlx::Error> {

@@ -52,6 +52,16 @@ impl Services {
         Self::new(pool, redis, settings)
     }
 
+    /// Like [`Services::connect`], for a process that does not use Postgres (the scheduler):
+    /// the pool opens no connection until one is asked for, so none is held idle.
+    pub async fn connect_without_database(settings: Settings) -> anyhow::Result<Self> {
+        let pool = crate::kv::lazy_postgres(&settings).context("Invalid DATABASE_URL")?;
+        let redis = crate::kv::connect_redis(&settings.redis_url)
+            .await
+            .context("Failed to connect to Redis (REDIS_URL)")?;
+        Self::new(pool, redis, settings)
+    }
+
     /// Builds the clients over connections that are already open (the test app's own
     /// database, say).
     pub fn new(pool: PgPool, redis: ConnectionManager, settings: Settings) -> anyhow::Result<Self> {
