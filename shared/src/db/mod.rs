@@ -61,5 +61,8 @@ impl StoreError {
 
 /// Checks that Postgres answers (readiness probe).
 pub async fn ping(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+    sqlx::query_scalar!("SELECT 1 AS one")
+        .fetch_one(pool)
+        .await
+        .map(|_| ())
 }
