@@ -3,6 +3,7 @@
 
 pub mod addresses;
 pub mod cart;
+pub mod checkout;
 pub mod jobs;
 pub mod ledger;
 pub mod listings;
