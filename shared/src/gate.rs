@@ -198,18 +198,6 @@ pub async fn available_in_postgres(
     db: impl PgExecutor<'_>,
     listings: &[Uuid],
 ) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT l.id,
-                CASE WHEN l.is_active THEN l.quantity - l.reserved - COALESCE((
-                    SELECT sum((line->>'quantity')::int)
-                    FROM jobs j, jsonb_array_elements(j.payload->'lines') AS line
-                    WHERE j.kind = 'checkout' AND j.status IN ('queued', 'running')
-                      AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.checkout_job_id = j.id)
-                      AND line->>'listing_id' = l.id::text), 0) ELSE 0 END::bigint
-         FROM listings l WHERE l.id = ANY($1)",
-    )
-    .bind(listings)
-    .fetch_all(db)
-    .await?;
+    let rows = crate::db::listings::available_for_gate(db, listings).await?;
     Ok(rows.into_iter().collect())
 }

@@ -1,28 +1,18 @@
 //! The reservation transaction: lock the listings in id order, re-check stock in Postgres (the
 //! authority), then write the reservation, the order, its snapshot lines and the emptied cart in
-//! one statement, so the row locks are held for as few round trips as possible.
+//! one statement (`db::checkout`), so the row locks are held for as few round trips as possible.
 
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::CheckoutPayload;
 use crate::{
-    db::StoreError,
+    db::{
+        self, StoreError,
+        checkout::{LockedListing, NewOrder, NewOrderLines},
+    },
     domain::money::{LimitExceeded, MoneyLimits},
 };
-
-/// A listing as locked for checkout.
-#[derive(Debug, sqlx::FromRow)]
-struct LockedListing {
-    id: Uuid,
-    seller_id: Uuid,
-    seller_username: String,
-    title: String,
-    price_cents: i64,
-    currency: String,
-    available: i32,
-    is_active: bool,
-}
 
 /// The result of trying to reserve.
 #[derive(Debug)]
@@ -63,15 +53,7 @@ pub(super) async fn reserve(
     draft: &OrderDraft<'_>,
 ) -> Result<Reservation, StoreError> {
     let ids: Vec<Uuid> = draft.payload.lines.iter().map(|l| l.listing_id).collect();
-    let locked: Vec<LockedListing> = sqlx::query_as(
-        "SELECT l.id, l.seller_id, u.username AS seller_username, l.title, l.price_cents, l.currency,
-                l.quantity - l.reserved AS available, l.is_active
-         FROM listings l JOIN users u ON u.id = l.seller_id
-         WHERE l.id = ANY($1) ORDER BY l.id FOR UPDATE OF l",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
+    let locked = db::checkout::lock_listings(&mut *tx, &ids).await?;
     let short: Vec<Uuid> = draft
         .payload
         .lines
@@ -100,10 +82,10 @@ pub(super) async fn reserve(
             locked.iter().map(|l| l.id).collect(),
         ));
     }
-    let mut lines = LineColumns::default();
+    let mut lines = NewOrderLines::default();
     for line in &draft.payload.lines {
         if let Some(l) = locked.iter().find(|l| l.id == line.listing_id) {
-            lines.push(l, line.quantity);
+            push_line(&mut lines, l, line.quantity);
         }
     }
     let priced = lines
@@ -115,78 +97,38 @@ pub(super) async fn reserve(
         Ok(total) => total,
         Err(limit) => return Ok(Reservation::LimitExceeded(limit)),
     };
-    sqlx::query(
-        "WITH reserve AS (
-             UPDATE listings l SET reserved = l.reserved + v.quantity
-             FROM unnest($3::uuid[], $9::int[]) AS v(id, quantity) WHERE l.id = v.id),
-         new_order AS (
-             INSERT INTO orders (id, buyer_id, buyer_username, status, total_cents, currency,
-                                 shipping_address, checkout_job_id, expires_at,
-                                 payment_intent_id, client_secret)
-             VALUES ($1, $2, $10, 'pending_payment', $11, $12, $13, $14,
-                     now() + make_interval(secs => $15), $16, $17)),
-         new_lines AS (
-             INSERT INTO order_lines (id, order_id, listing_id, seller_id, seller_username, title,
-                                      unit_price_cents, currency, quantity)
-             SELECT line_id, $1, listing_id, seller_id, seller_username, title, price, $12, quantity
-             FROM unnest($4::uuid[], $3::uuid[], $5::uuid[], $6::text[], $7::text[], $8::bigint[], $9::int[])
-                  AS t(line_id, listing_id, seller_id, seller_username, title, price, quantity)),
-         emptied AS (
-             DELETE FROM cart_lines WHERE user_id = $2 AND listing_id = ANY($3)),
-         finished AS (
-             UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, finished_at = now(),
-                    error_code = NULL, error_message = NULL,
-                    result = jsonb_build_object('order_id', $1::uuid, 'client_secret', $17::text)
-             WHERE id = $14 AND $16::text IS NOT NULL)
-         SELECT 1",
-    )
-    .bind(draft.order_id) // $1
-    .bind(draft.buyer_id) // $2
-    .bind(&lines.listing) // $3
-    .bind(&lines.line_id) // $4
-    .bind(&lines.seller) // $5
-    .bind(&lines.seller_username) // $6
-    .bind(&lines.title) // $7
-    .bind(&lines.price) // $8
-    .bind(&lines.quantity) // $9
-    .bind(&draft.payload.buyer_username) // $10
-    .bind(total_cents) // $11
-    .bind(&currency) // $12
-    .bind(&draft.payload.shipping_address) // $13
-    .bind(draft.job_id) // $14
-    .bind(draft.ttl_secs) // $15
-    .bind(draft.intent.as_ref().map(|i| i.id.as_str())) // $16
-    .bind(draft.intent.as_ref().and_then(|i| i.client_secret.as_deref())) // $17
-    .execute(&mut *tx)
-    .await?;
+    let order = NewOrder {
+        order_id: draft.order_id,
+        job_id: draft.job_id,
+        buyer_id: draft.buyer_id,
+        buyer_username: &draft.payload.buyer_username,
+        total_cents,
+        currency: &currency,
+        shipping_address: &draft.payload.shipping_address,
+        ttl_secs: draft.ttl_secs,
+        intent_id: draft.intent.as_ref().map(|i| i.id.as_str()),
+        client_secret: draft
+            .intent
+            .as_ref()
+            .and_then(|i| i.client_secret.as_deref()),
+        lines: &lines,
+    };
+    db::checkout::create_order(tx, &order).await?;
     Ok(Reservation::Reserved {
         total_cents,
         currency,
     })
 }
 
-/// Column arrays for `unnest`: one round trip for all lines.
-#[derive(Default)]
-struct LineColumns {
-    line_id: Vec<Uuid>,
-    listing: Vec<Uuid>,
-    seller: Vec<Uuid>,
-    seller_username: Vec<String>,
-    title: Vec<String>,
-    price: Vec<i64>,
-    quantity: Vec<i32>,
-}
-
-impl LineColumns {
-    fn push(&mut self, l: &LockedListing, quantity: i32) {
-        self.line_id.push(Uuid::now_v7());
-        self.listing.push(l.id);
-        self.seller.push(l.seller_id);
-        self.seller_username.push(l.seller_username.clone());
-        self.title.push(l.title.clone());
-        self.price.push(l.price_cents);
-        self.quantity.push(quantity);
-    }
+/// Adds a line of `quantity` units of the locked listing `l`.
+fn push_line(lines: &mut NewOrderLines, l: &LockedListing, quantity: i32) {
+    lines.line_id.push(Uuid::now_v7());
+    lines.listing.push(l.id);
+    lines.seller.push(l.seller_id);
+    lines.seller_username.push(l.seller_username.clone());
+    lines.title.push(l.title.clone());
+    lines.price.push(l.price_cents);
+    lines.quantity.push(quantity);
 }
 
 /// Stores the PaymentIntent on the order and finishes the job, in one statement.
@@ -196,20 +138,12 @@ pub(super) async fn store_intent(
     job_id: Uuid,
     intent: &KnownIntent,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "WITH stored AS (
-             UPDATE orders SET payment_intent_id = $3, client_secret = $4
-             WHERE id = $1 AND payment_intent_id IS NULL)
-         UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, finished_at = now(),
-                error_code = NULL, error_message = NULL,
-                result = jsonb_build_object('order_id', $1::uuid, 'client_secret', $4::text)
-         WHERE id = $2",
+    db::checkout::store_intent(
+        conn,
+        order_id,
+        job_id,
+        &intent.id,
+        intent.client_secret.as_deref(),
     )
-    .bind(order_id)
-    .bind(job_id)
-    .bind(&intent.id)
-    .bind(intent.client_secret.as_deref())
-    .execute(conn)
-    .await?;
-    Ok(())
+    .await
 }

@@ -71,10 +71,6 @@ impl AddressRow {
     }
 }
 
-const COLUMNS: &str = "id, user_id, line1, line2, city, region, postal_code, country, status,
-    formatted_address, latitude, longitude, place_id, location_type, components, error, deleted_at,
-    created_at, updated_at";
-
 /// The user's (not deleted) address by id.
 #[tracing::instrument(skip_all, fields(address.id = %id))]
 pub async fn find_owned(
@@ -82,11 +78,15 @@ pub async fn find_owned(
     id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<AddressRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM addresses WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
-    )))
-    .bind(id)
-    .bind(user_id)
+    Ok(sqlx::query_as!(
+        AddressRow,
+        r#"SELECT id, user_id, line1, line2, city, region, postal_code, country,
+                  status AS "status: AddressStatus", formatted_address, latitude, longitude, place_id,
+                  location_type, components, error, deleted_at, created_at, updated_at
+           FROM addresses WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"#,
+        id,
+        user_id
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -98,19 +98,22 @@ pub async fn insert(
     user_id: Uuid,
     address: &NewAddress,
 ) -> Result<AddressRow, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO addresses (id, user_id, line1, line2, city, region, postal_code, country)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING {COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(user_id)
-    .bind(&address.line1)
-    .bind(&address.line2)
-    .bind(&address.city)
-    .bind(&address.region)
-    .bind(&address.postal_code)
-    .bind(address.country.as_str())
+    Ok(sqlx::query_as!(
+        AddressRow,
+        r#"INSERT INTO addresses (id, user_id, line1, line2, city, region, postal_code, country)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           RETURNING id, user_id, line1, line2, city, region, postal_code, country,
+                  status AS "status: AddressStatus", formatted_address, latitude, longitude, place_id,
+                  location_type, components, error, deleted_at, created_at, updated_at"#,
+        Uuid::now_v7(),
+        user_id,
+        &address.line1,
+        address.line2.as_deref(),
+        &address.city,
+        address.region.as_deref(),
+        &address.postal_code,
+        address.country.as_str()
+    )
     .fetch_one(conn)
     .await?)
 }
@@ -118,10 +121,10 @@ pub async fn insert(
 /// How many (not deleted) addresses the user has.
 #[tracing::instrument(skip_all, fields(user.id = %user_id))]
 pub async fn count_owned(conn: &mut PgConnection, user_id: Uuid) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM addresses WHERE user_id = $1 AND deleted_at IS NULL",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM addresses WHERE user_id = $1 AND deleted_at IS NULL"#,
+        user_id
     )
-    .bind(user_id)
     .fetch_one(conn)
     .await?)
 }
@@ -132,11 +135,15 @@ pub async fn list_owned(
     conn: &mut PgConnection,
     user_id: Uuid,
 ) -> Result<Vec<AddressRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM addresses WHERE user_id = $1 AND deleted_at IS NULL
-         ORDER BY created_at DESC, id DESC"
-    )))
-    .bind(user_id)
+    Ok(sqlx::query_as!(
+        AddressRow,
+        r#"SELECT id, user_id, line1, line2, city, region, postal_code, country,
+                  status AS "status: AddressStatus", formatted_address, latitude, longitude, place_id,
+                  location_type, components, error, deleted_at, created_at, updated_at
+           FROM addresses WHERE user_id = $1 AND deleted_at IS NULL
+           ORDER BY created_at DESC, id DESC"#,
+        user_id
+    )
     .fetch_all(conn)
     .await?)
 }
@@ -144,10 +151,14 @@ pub async fn list_owned(
 /// An address by id, deleted or not (for the geocoding job).
 #[tracing::instrument(skip_all, fields(address.id = %id))]
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<AddressRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM addresses WHERE id = $1"
-    )))
-    .bind(id)
+    Ok(sqlx::query_as!(
+        AddressRow,
+        r#"SELECT id, user_id, line1, line2, city, region, postal_code, country,
+                  status AS "status: AddressStatus", formatted_address, latitude, longitude, place_id,
+                  location_type, components, error, deleted_at, created_at, updated_at
+           FROM addresses WHERE id = $1"#,
+        id
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -159,12 +170,12 @@ pub async fn soft_delete(
     id: Uuid,
     user_id: Uuid,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE addresses SET deleted_at = now()
          WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
+        id,
+        user_id
     )
-    .bind(id)
-    .bind(user_id)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -178,13 +189,17 @@ pub async fn confirm(
     id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<AddressRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE addresses SET status = 'verified'
-         WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL AND status = 'needs_review'
-         RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(user_id)
+    Ok(sqlx::query_as!(
+        AddressRow,
+        r#"UPDATE addresses SET status = $3
+           WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL AND status = 'needs_review'
+           RETURNING id, user_id, line1, line2, city, region, postal_code, country,
+                  status AS "status: AddressStatus", formatted_address, latitude, longitude, place_id,
+                  location_type, components, error, deleted_at, created_at, updated_at"#,
+        id,
+        user_id,
+        AddressStatus::Verified as AddressStatus
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -234,21 +249,24 @@ pub async fn record_geocode(
     id: Uuid,
     update: &GeocodeUpdate<'_>,
 ) -> Result<Option<AddressRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE addresses SET status = $2, formatted_address = $3, latitude = $4, longitude = $5,
-                place_id = $6, location_type = $7, components = $8, error = $9
-         WHERE id = $1 AND status = 'pending'
-         RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(update.status)
-    .bind(update.formatted_address)
-    .bind(update.latitude)
-    .bind(update.longitude)
-    .bind(update.place_id)
-    .bind(update.location_type)
-    .bind(update.components)
-    .bind(update.error)
+    Ok(sqlx::query_as!(
+        AddressRow,
+        r#"UPDATE addresses SET status = $2, formatted_address = $3, latitude = $4, longitude = $5,
+                  place_id = $6, location_type = $7, components = $8, error = $9
+           WHERE id = $1 AND status = 'pending'
+           RETURNING id, user_id, line1, line2, city, region, postal_code, country,
+                  status AS "status: AddressStatus", formatted_address, latitude, longitude, place_id,
+                  location_type, components, error, deleted_at, created_at, updated_at"#,
+        id,
+        update.status as AddressStatus,
+        update.formatted_address,
+        update.latitude,
+        update.longitude,
+        update.place_id,
+        update.location_type,
+        update.components,
+        update.error
+    )
     .fetch_optional(conn)
     .await?)
 }

@@ -79,18 +79,20 @@ pub async fn for_checkout(
     conn: &mut PgConnection,
     user_id: Uuid,
 ) -> Result<CheckoutCart, StoreError> {
-    let rows: Vec<CheckoutCartRow> = sqlx::query_as(
-        "SELECT o.active_job, o.unpaid_orders, c.listing_id, c.quantity, l.seller_id,
-                l.is_active, l.price_cents, l.currency
+    let rows: Vec<CheckoutCartRow> = sqlx::query_as!(
+        CheckoutCartRow,
+        r#"SELECT o.active_job AS "active_job?", o.unpaid_orders AS "unpaid_orders!",
+                c.listing_id AS "listing_id?", c.quantity AS "quantity?", l.seller_id AS "seller_id?",
+                l.is_active AS "is_active?", l.price_cents AS "price_cents?", l.currency AS "currency?"
          FROM (SELECT (SELECT id FROM jobs
                        WHERE owner_id = $1 AND kind = 'checkout' AND status IN ('queued', 'running')
                        ORDER BY id LIMIT 1) AS active_job,
                       (SELECT count(*) FROM orders
                        WHERE buyer_id = $1 AND status = 'pending_payment') AS unpaid_orders) o
          LEFT JOIN (cart_lines c JOIN listings l ON l.id = c.listing_id) ON c.user_id = $1
-         ORDER BY c.listing_id",
+         ORDER BY c.listing_id"#,
+        user_id
     )
-    .bind(user_id)
     .fetch_all(conn)
     .await?;
     let (active_job, unpaid_orders) = rows
@@ -119,14 +121,15 @@ pub async fn for_checkout(
 /// The buyer's cart lines, oldest first.
 #[tracing::instrument(skip_all, fields(user.id = %user_id))]
 pub async fn lines(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<CartLineRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT c.listing_id, l.title, l.price_cents AS unit_price_cents, l.currency, c.quantity,
-                CASE WHEN l.is_active THEN l.quantity - l.reserved ELSE 0 END AS available
+    Ok(sqlx::query_as!(
+        CartLineRow,
+        r#"SELECT c.listing_id, l.title, l.price_cents AS unit_price_cents, l.currency, c.quantity,
+                CASE WHEN l.is_active THEN l.quantity - l.reserved ELSE 0 END AS "available!"
          FROM cart_lines c JOIN listings l ON l.id = c.listing_id
          WHERE c.user_id = $1
-         ORDER BY c.created_at, c.listing_id",
+         ORDER BY c.created_at, c.listing_id"#,
+        user_id
     )
-    .bind(user_id)
     .fetch_all(conn)
     .await?)
 }
@@ -139,17 +142,19 @@ pub async fn upsert_line(
     listing_id: Uuid,
     quantity: i32,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO carts (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
+    sqlx::query!(
+        "INSERT INTO carts (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING",
+        user_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
         "INSERT INTO cart_lines (user_id, listing_id, quantity) VALUES ($1, $2, $3)
          ON CONFLICT (user_id, listing_id) DO UPDATE SET quantity = EXCLUDED.quantity",
+        user_id,
+        listing_id,
+        quantity
     )
-    .bind(user_id)
-    .bind(listing_id)
-    .bind(quantity)
     .execute(conn)
     .await?;
     Ok(())
@@ -162,19 +167,20 @@ pub async fn delete_line(
     user_id: Uuid,
     listing_id: Uuid,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM cart_lines WHERE user_id = $1 AND listing_id = $2")
-        .bind(user_id)
-        .bind(listing_id)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM cart_lines WHERE user_id = $1 AND listing_id = $2",
+        user_id,
+        listing_id
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Empties the cart.
 #[tracing::instrument(skip_all, fields(user.id = %user_id))]
 pub async fn clear(conn: &mut PgConnection, user_id: Uuid) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM cart_lines WHERE user_id = $1")
-        .bind(user_id)
+    sqlx::query!("DELETE FROM cart_lines WHERE user_id = $1", user_id)
         .execute(conn)
         .await?;
     Ok(())

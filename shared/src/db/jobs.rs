@@ -46,10 +46,6 @@ impl JobRow {
     }
 }
 
-const COLUMNS: &str =
-    "id, kind, owner_id, status, attempts, max_attempts, payload, result, error_code,
-    error_message, request_fingerprint, created_at, updated_at";
-
 /// What a new job row holds.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
@@ -74,22 +70,25 @@ pub async fn insert(
     conn: &mut PgConnection,
     job: &NewJob<'_>,
 ) -> Result<Option<JobRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO jobs (id, kind, owner_id, payload, idempotency_key, request_fingerprint, max_attempts,
+    // The trace of the request that creates the job; the worker continues it.
+    let trace_context = crate::telemetry::trace_context();
+    Ok(sqlx::query_as!(
+        JobRow,
+        r#"INSERT INTO jobs (id, kind, owner_id, payload, idempotency_key, request_fingerprint, max_attempts,
                            trace_context)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT ON CONSTRAINT jobs_owner_kind_idempotency_key DO NOTHING
-         RETURNING {COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(job.kind)
-    .bind(job.owner_id)
-    .bind(job.payload)
-    .bind(job.idempotency_key)
-    .bind(job.request_fingerprint)
-    .bind(job.max_attempts)
-    // The trace of the request that creates the job; the worker continues it.
-    .bind(crate::telemetry::trace_context())
+         RETURNING id, kind, owner_id, status AS "status: JobStatus", attempts, max_attempts, payload,
+                   result, error_code, error_message, request_fingerprint, created_at, updated_at"#,
+        Uuid::now_v7(),
+        job.kind,
+        job.owner_id,
+        job.payload,
+        job.idempotency_key,
+        job.request_fingerprint,
+        job.max_attempts,
+        trace_context
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -97,10 +96,13 @@ pub async fn insert(
 /// A job by id.
 #[tracing::instrument(skip_all, fields(job.id = %id))]
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM jobs WHERE id = $1"
-    )))
-    .bind(id)
+    Ok(sqlx::query_as!(
+        JobRow,
+        r#"SELECT id, kind, owner_id, status AS "status: JobStatus", attempts, max_attempts, payload,
+                  result, error_code, error_message, request_fingerprint, created_at, updated_at
+           FROM jobs WHERE id = $1"#,
+        id
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -113,10 +115,12 @@ pub async fn lock_owner(
     kind: &str,
     owner_id: Uuid,
 ) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("{kind}:{owner_id}"))
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        format!("{kind}:{owner_id}")
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -128,12 +132,15 @@ pub async fn find_by_key(
     kind: &str,
     key: &str,
 ) -> Result<Option<JobRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM jobs WHERE owner_id = $1 AND kind = $2 AND idempotency_key = $3"
-    )))
-    .bind(owner_id)
-    .bind(kind)
-    .bind(key)
+    Ok(sqlx::query_as!(
+        JobRow,
+        r#"SELECT id, kind, owner_id, status AS "status: JobStatus", attempts, max_attempts, payload,
+                  result, error_code, error_message, request_fingerprint, created_at, updated_at
+           FROM jobs WHERE owner_id = $1 AND kind = $2 AND idempotency_key = $3"#,
+        owner_id,
+        kind,
+        key
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -148,16 +155,19 @@ pub async fn claim(
     kind: &str,
     lease: std::time::Duration,
 ) -> Result<Option<JobRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1,
+    Ok(sqlx::query_as!(
+        JobRow,
+        r#"UPDATE jobs SET status = $4, attempts = attempts + 1,
                 lease_expires_at = now() + make_interval(secs => $3)
          WHERE id = $1 AND kind = $2
            AND (status = 'queued' OR (status = 'running' AND lease_expires_at < now()))
-         RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(kind)
-    .bind(lease.as_secs_f64())
+         RETURNING id, kind, owner_id, status AS "status: JobStatus", attempts, max_attempts, payload,
+                   result, error_code, error_message, request_fingerprint, created_at, updated_at"#,
+        id,
+        kind,
+        lease.as_secs_f64(),
+        JobStatus::Running as JobStatus
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -165,13 +175,14 @@ pub async fn claim(
 /// Marks a claimed job `succeeded` with its result.
 #[tracing::instrument(skip_all, fields(job.id = %id))]
 pub async fn succeed(conn: &mut PgConnection, id: Uuid, result: &Value) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'succeeded', result = $2, error_code = NULL, error_message = NULL,
+    sqlx::query!(
+        "UPDATE jobs SET status = $3, result = $2, error_code = NULL, error_message = NULL,
                 lease_expires_at = NULL, finished_at = now()
          WHERE id = $1",
+        id,
+        result,
+        JobStatus::Succeeded as JobStatus
     )
-    .bind(id)
-    .bind(result)
     .execute(conn)
     .await?;
     Ok(())
@@ -185,14 +196,15 @@ pub async fn fail(
     code: &str,
     message: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'failed', error_code = $2, error_message = $3,
+    sqlx::query!(
+        "UPDATE jobs SET status = $4, error_code = $2, error_message = $3,
                 lease_expires_at = NULL, finished_at = now()
          WHERE id = $1",
+        id,
+        code,
+        message,
+        JobStatus::Failed as JobStatus
     )
-    .bind(id)
-    .bind(code)
-    .bind(message)
     .execute(conn)
     .await?;
     Ok(())
@@ -206,13 +218,14 @@ pub async fn requeue(
     code: &str,
     message: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'queued', error_code = $2, error_message = $3, lease_expires_at = NULL
+    sqlx::query!(
+        "UPDATE jobs SET status = $4, error_code = $2, error_message = $3, lease_expires_at = NULL
          WHERE id = $1 AND status = 'running'",
+        id,
+        code,
+        message,
+        JobStatus::Queued as JobStatus
     )
-    .bind(id)
-    .bind(code)
-    .bind(message)
     .execute(conn)
     .await?;
     Ok(())
@@ -222,13 +235,14 @@ pub async fn requeue(
 /// external service (e.g. it had to wait for a rate-limit slot), so it must not use up the cap.
 #[tracing::instrument(skip_all, fields(job.id = %id))]
 pub async fn defer(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0),
+    sqlx::query!(
+        "UPDATE jobs SET status = $3, attempts = greatest(attempts - 1, 0),
                 error_code = $2, error_message = NULL, lease_expires_at = NULL
          WHERE id = $1 AND status = 'running'",
+        id,
+        reason,
+        JobStatus::Queued as JobStatus
     )
-    .bind(id)
-    .bind(reason)
     .execute(conn)
     .await?;
     Ok(())
@@ -237,12 +251,12 @@ pub async fn defer(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<()
 /// Ids of queued jobs of `kind`, oldest first (tests and the sweeper run them).
 #[tracing::instrument(skip_all)]
 pub async fn queued_ids(conn: &mut PgConnection, kind: &str) -> Result<Vec<Uuid>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 AND status = 'queued' ORDER BY id")
-            .bind(kind)
-            .fetch_all(conn)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        "SELECT id FROM jobs WHERE kind = $1 AND status = 'queued' ORDER BY id",
+        kind
     )
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Extends the lease of a job a live worker is running (see `worker::lease`): only while it
@@ -254,12 +268,12 @@ pub async fn renew_lease(
     id: Uuid,
     lease: std::time::Duration,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2)
          WHERE id = $1 AND status = 'running' AND lease_expires_at > now()",
+        id,
+        lease.as_secs_f64()
     )
-    .bind(id)
-    .bind(lease.as_secs_f64())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -269,8 +283,7 @@ pub async fn renew_lease(
 #[tracing::instrument(level = "debug", skip_all, fields(job.id = %id))]
 pub async fn trace_context(conn: &mut PgConnection, id: Uuid) -> Result<Option<Value>, StoreError> {
     Ok(
-        sqlx::query_scalar::<_, Option<Value>>("SELECT trace_context FROM jobs WHERE id = $1")
-            .bind(id)
+        sqlx::query_scalar!("SELECT trace_context FROM jobs WHERE id = $1", id)
             .fetch_optional(conn)
             .await?
             .flatten(),

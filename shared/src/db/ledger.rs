@@ -16,7 +16,7 @@ pub async fn credit_sale(
     order_id: Uuid,
     fee_bps: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO ledger_entries (id, seller_id, order_id, order_line_id, kind, amount_cents, currency)
          SELECT gen_random_uuid(), l.seller_id, l.order_id, l.id, k.kind,
                 -- numeric, so no product can overflow; the fee rounds down like
@@ -29,9 +29,10 @@ pub async fn credit_sale(
          FROM order_lines l CROSS JOIN (VALUES ('sale'), ('platform_fee')) AS k(kind)
          WHERE l.order_id = $1
          ON CONFLICT ON CONSTRAINT ledger_entries_line_kind_key DO NOTHING",
+        order_id,
+        // Bound as bigint, as before: the statement's own inference would make it numeric.
+        fee_bps as i64
     )
-    .bind(order_id)
-    .bind(fee_bps)
     .execute(conn)
     .await?;
     Ok(())
@@ -46,7 +47,7 @@ pub async fn reverse_sales(
     order_id: Uuid,
     line_ids: Option<&[Uuid]>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO ledger_entries (id, seller_id, order_id, order_line_id, kind, amount_cents, currency)
          SELECT gen_random_uuid(), e.seller_id, e.order_id, e.order_line_id,
                 CASE e.kind WHEN 'sale' THEN 'refund' ELSE 'refund_fee_reversal' END,
@@ -55,9 +56,9 @@ pub async fn reverse_sales(
          WHERE e.order_id = $1 AND e.kind IN ('sale', 'platform_fee')
            AND ($2::uuid[] IS NULL OR e.order_line_id = ANY($2))
          ON CONFLICT ON CONSTRAINT ledger_entries_line_kind_key DO NOTHING",
+        order_id,
+        line_ids
     )
-    .bind(order_id)
-    .bind(line_ids)
     .execute(conn)
     .await?;
     Ok(())
@@ -69,11 +70,14 @@ pub async fn balance(
     conn: &mut PgConnection,
     seller_id: Uuid,
 ) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT currency, sum(amount_cents)::bigint FROM ledger_entries
-         WHERE seller_id = $1 GROUP BY currency ORDER BY currency",
+    Ok(sqlx::query!(
+        r#"SELECT currency, sum(amount_cents)::bigint AS "balance!" FROM ledger_entries
+         WHERE seller_id = $1 GROUP BY currency ORDER BY currency"#,
+        seller_id
     )
-    .bind(seller_id)
     .fetch_all(conn)
-    .await?)
+    .await?
+    .into_iter()
+    .map(|r| (r.currency, r.balance))
+    .collect())
 }

@@ -1,7 +1,7 @@
 //! Listings: create, read with visibility rules, keyset-paginated search, update, soft delete.
 
 use chrono::{DateTime, Datelike, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -46,11 +46,6 @@ impl ListingRow {
     }
 }
 
-const SELECT: &str =
-    "SELECT l.id, l.seller_id, u.username AS seller_username, l.title, l.description,
-        l.price_cents, l.currency, l.quantity, l.reserved, l.is_active, l.created_at, l.updated_at
-     FROM listings l JOIN users u ON u.id = l.seller_id";
-
 /// Inserts a listing for `seller_id`.
 #[tracing::instrument(skip_all, fields(user.id = %seller_id))]
 pub async fn insert(
@@ -59,17 +54,17 @@ pub async fn insert(
     listing: &NewListing,
 ) -> Result<ListingRow, StoreError> {
     let id = Uuid::now_v7();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO listings (id, seller_id, title, description, price_cents, currency, quantity)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        id,
+        seller_id,
+        &listing.title,
+        &listing.description,
+        listing.price_cents,
+        listing.currency.as_str(),
+        listing.quantity
     )
-    .bind(id)
-    .bind(seller_id)
-    .bind(&listing.title)
-    .bind(&listing.description)
-    .bind(listing.price_cents)
-    .bind(listing.currency.as_str())
-    .bind(listing.quantity)
     .execute(&mut *conn)
     .await?;
     find(conn, id).await?.ok_or(StoreError::NotFound)
@@ -78,12 +73,16 @@ pub async fn insert(
 /// A listing by id regardless of visibility (callers apply the visibility rule).
 #[tracing::instrument(skip_all, fields(listing.id = %id))]
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<ListingRow>, StoreError> {
-    Ok(
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE l.id = $1")))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
+    Ok(sqlx::query_as!(
+        ListingRow,
+        "SELECT l.id, l.seller_id, u.username AS seller_username, l.title, l.description,
+                l.price_cents, l.currency, l.quantity, l.reserved, l.is_active, l.created_at, l.updated_at
+         FROM listings l JOIN users u ON u.id = l.seller_id
+         WHERE l.id = $1",
+        id
     )
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// A position in a sorted listing search: the last row's sort key and id.
@@ -166,53 +165,120 @@ pub async fn search(
     conn: &mut PgConnection,
     query: &ListingQuery,
 ) -> Result<(Vec<ListingRow>, bool), StoreError> {
-    // The ORDER BY and keyset comparison come from a closed enum, never from input.
-    let (order, keyset) = match query.sort {
-        ListingSort::CreatedAt => (
-            "l.created_at ASC, l.id ASC",
-            "(l.created_at, l.id) > ($5, $7)",
-        ),
-        ListingSort::CreatedAtDesc => (
-            "l.created_at DESC, l.id DESC",
-            "(l.created_at, l.id) < ($5, $7)",
-        ),
-        ListingSort::Price => (
-            "l.price_cents ASC, l.id ASC",
-            "(l.price_cents, l.id) > ($6, $7)",
-        ),
-        ListingSort::PriceDesc => (
-            "l.price_cents DESC, l.id DESC",
-            "(l.price_cents, l.id) < ($6, $7)",
-        ),
-    };
-    let sql = format!(
-        "{SELECT}
-         WHERE (l.is_active OR l.seller_id = $1)
-           AND ($2::text IS NULL OR lower(u.username) = lower($2))
-           AND NOT EXISTS (
-               SELECT 1 FROM unnest($3::text[]) AS t(pattern)
-               WHERE NOT (l.title ILIKE t.pattern OR l.description ILIKE t.pattern
-                          OR u.username ILIKE t.pattern))
-           AND ($7::uuid IS NULL OR {keyset})
-         ORDER BY {order}
-         LIMIT $4"
-    );
     let patterns: Vec<String> = query.terms.iter().map(|t| like_pattern(t)).collect();
     let (ts, price, id) = match query.cursor {
         Some(ListingCursor::CreatedAt(ts, id)) => (Some(ts), None, Some(id)),
         Some(ListingCursor::Price(p, id)) => (None, Some(p), Some(id)),
         None => (None, None, None),
     };
-    let mut rows: Vec<ListingRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(query.viewer)
-        .bind(query.seller.as_deref())
-        .bind(&patterns)
-        .bind(query.limit + 1)
-        .bind(ts)
-        .bind(price)
-        .bind(id)
-        .fetch_all(conn)
-        .await?;
+    // One statement per sort order: the ORDER BY and keyset comparison differ (each matches its
+    // index), and a statement per order keeps them static. `$5` is the cursor's sort key.
+    let mut rows: Vec<ListingRow> = match query.sort {
+        ListingSort::CreatedAt => {
+            sqlx::query_as!(
+                ListingRow,
+                "SELECT l.id, l.seller_id, u.username AS seller_username, l.title, l.description,
+                        l.price_cents, l.currency, l.quantity, l.reserved, l.is_active, l.created_at,
+                        l.updated_at
+                 FROM listings l JOIN users u ON u.id = l.seller_id
+                 WHERE (l.is_active OR l.seller_id = $1)
+                   AND ($2::text IS NULL OR lower(u.username) = lower($2))
+                   AND NOT EXISTS (
+                       SELECT 1 FROM unnest($3::text[]) AS t(pattern)
+                       WHERE NOT (l.title ILIKE t.pattern OR l.description ILIKE t.pattern
+                                  OR u.username ILIKE t.pattern))
+                   AND ($6::uuid IS NULL OR (l.created_at, l.id) > ($5, $6))
+                 ORDER BY l.created_at ASC, l.id ASC
+                 LIMIT $4",
+                query.viewer as Option<Uuid>,
+                query.seller.as_deref(),
+                &patterns,
+                query.limit + 1,
+                ts as Option<DateTime<Utc>>,
+                id as Option<Uuid>
+            )
+            .fetch_all(conn)
+            .await?
+        }
+        ListingSort::CreatedAtDesc => {
+            sqlx::query_as!(
+                ListingRow,
+                "SELECT l.id, l.seller_id, u.username AS seller_username, l.title, l.description,
+                        l.price_cents, l.currency, l.quantity, l.reserved, l.is_active, l.created_at,
+                        l.updated_at
+                 FROM listings l JOIN users u ON u.id = l.seller_id
+                 WHERE (l.is_active OR l.seller_id = $1)
+                   AND ($2::text IS NULL OR lower(u.username) = lower($2))
+                   AND NOT EXISTS (
+                       SELECT 1 FROM unnest($3::text[]) AS t(pattern)
+                       WHERE NOT (l.title ILIKE t.pattern OR l.description ILIKE t.pattern
+                                  OR u.username ILIKE t.pattern))
+                   AND ($6::uuid IS NULL OR (l.created_at, l.id) < ($5, $6))
+                 ORDER BY l.created_at DESC, l.id DESC
+                 LIMIT $4",
+                query.viewer as Option<Uuid>,
+                query.seller.as_deref(),
+                &patterns,
+                query.limit + 1,
+                ts as Option<DateTime<Utc>>,
+                id as Option<Uuid>
+            )
+            .fetch_all(conn)
+            .await?
+        }
+        ListingSort::Price => {
+            sqlx::query_as!(
+                ListingRow,
+                "SELECT l.id, l.seller_id, u.username AS seller_username, l.title, l.description,
+                        l.price_cents, l.currency, l.quantity, l.reserved, l.is_active, l.created_at,
+                        l.updated_at
+                 FROM listings l JOIN users u ON u.id = l.seller_id
+                 WHERE (l.is_active OR l.seller_id = $1)
+                   AND ($2::text IS NULL OR lower(u.username) = lower($2))
+                   AND NOT EXISTS (
+                       SELECT 1 FROM unnest($3::text[]) AS t(pattern)
+                       WHERE NOT (l.title ILIKE t.pattern OR l.description ILIKE t.pattern
+                                  OR u.username ILIKE t.pattern))
+                   AND ($6::uuid IS NULL OR (l.price_cents, l.id) > ($5, $6))
+                 ORDER BY l.price_cents ASC, l.id ASC
+                 LIMIT $4",
+                query.viewer as Option<Uuid>,
+                query.seller.as_deref(),
+                &patterns,
+                query.limit + 1,
+                price as Option<i64>,
+                id as Option<Uuid>
+            )
+            .fetch_all(conn)
+            .await?
+        }
+        ListingSort::PriceDesc => {
+            sqlx::query_as!(
+                ListingRow,
+                "SELECT l.id, l.seller_id, u.username AS seller_username, l.title, l.description,
+                        l.price_cents, l.currency, l.quantity, l.reserved, l.is_active, l.created_at,
+                        l.updated_at
+                 FROM listings l JOIN users u ON u.id = l.seller_id
+                 WHERE (l.is_active OR l.seller_id = $1)
+                   AND ($2::text IS NULL OR lower(u.username) = lower($2))
+                   AND NOT EXISTS (
+                       SELECT 1 FROM unnest($3::text[]) AS t(pattern)
+                       WHERE NOT (l.title ILIKE t.pattern OR l.description ILIKE t.pattern
+                                  OR u.username ILIKE t.pattern))
+                   AND ($6::uuid IS NULL OR (l.price_cents, l.id) < ($5, $6))
+                 ORDER BY l.price_cents DESC, l.id DESC
+                 LIMIT $4",
+                query.viewer as Option<Uuid>,
+                query.seller.as_deref(),
+                &patterns,
+                query.limit + 1,
+                price as Option<i64>,
+                id as Option<Uuid>
+            )
+            .fetch_all(conn)
+            .await?
+        }
+    };
     let has_more = rows.len() as i64 > query.limit;
     rows.truncate(query.limit as usize);
     Ok((rows, has_more))
@@ -226,7 +292,7 @@ pub async fn update(
     id: Uuid,
     patch: &ListingPatch,
 ) -> Result<ListingRow, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE listings SET
             title = COALESCE($2, title),
             description = COALESCE($3, description),
@@ -238,14 +304,14 @@ pub async fn update(
                               WHEN $7 THEN NULL
                               ELSE COALESCE(deleted_at, now()) END
          WHERE id = $1",
+        id,
+        patch.title.as_deref(),
+        patch.description.as_deref(),
+        patch.price_cents,
+        patch.currency.as_ref().map(|c| c.as_str()),
+        patch.quantity,
+        patch.is_active
     )
-    .bind(id)
-    .bind(patch.title.as_deref())
-    .bind(patch.description.as_deref())
-    .bind(patch.price_cents)
-    .bind(patch.currency.as_ref().map(|c| c.as_str()))
-    .bind(patch.quantity)
-    .bind(patch.is_active)
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {
@@ -257,13 +323,40 @@ pub async fn update(
 /// Soft-deletes (deactivates) a listing; it can be reactivated with a patch.
 #[tracing::instrument(skip_all, fields(listing.id = %id))]
 pub async fn soft_delete(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE listings SET is_active = false, deleted_at = COALESCE(deleted_at, now()) WHERE id = $1",
+        id
     )
-    .bind(id)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// What the stock gate may admit per listing according to Postgres (see
+/// `gate::available_in_postgres`): active listings only, minus units held by pending orders
+/// (`reserved`) and units admitted by checkouts still in the queue. Listings that do not exist
+/// are left out.
+#[tracing::instrument(skip_all)]
+pub async fn available_for_gate(
+    db: impl PgExecutor<'_>,
+    listings: &[Uuid],
+) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
+    Ok(sqlx::query!(
+        r#"SELECT l.id,
+                CASE WHEN l.is_active THEN l.quantity - l.reserved - COALESCE((
+                    SELECT sum((line->>'quantity')::int)
+                    FROM jobs j, jsonb_array_elements(j.payload->'lines') AS line
+                    WHERE j.kind = 'checkout' AND j.status IN ('queued', 'running')
+                      AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.checkout_job_id = j.id)
+                      AND line->>'listing_id' = l.id::text), 0) ELSE 0 END::bigint AS "available!"
+         FROM listings l WHERE l.id = ANY($1)"#,
+        listings
+    )
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.available))
+    .collect())
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub async fn record(
     report: &MismatchReport<'_>,
 ) -> Result<(), StoreError> {
     let mismatches = serde_json::to_value(report.mismatches).unwrap_or_default();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO payment_mismatches
              (payment_intent_id, order_id, source, mismatches, event_id, refund_id)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -38,13 +38,13 @@ pub async fn record(
          SET reports = payment_mismatches.reports + 1, mismatches = EXCLUDED.mismatches,
              event_id = coalesce(EXCLUDED.event_id, payment_mismatches.event_id),
              refund_id = coalesce(EXCLUDED.refund_id, payment_mismatches.refund_id)",
+        report.intent_id,
+        report.order_id,
+        report.source,
+        mismatches,
+        report.event_id,
+        report.refund_id
     )
-    .bind(report.intent_id)
-    .bind(report.order_id)
-    .bind(report.source)
-    .bind(mismatches)
-    .bind(report.event_id)
-    .bind(report.refund_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -57,12 +57,12 @@ pub async fn add_refund(
     intent_id: &str,
     refund_id: Option<&str>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE payment_mismatches SET refund_id = coalesce($2, refund_id)
          WHERE payment_intent_id = $1",
+        intent_id,
+        refund_id
     )
-    .bind(intent_id)
-    .bind(refund_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -3,6 +3,7 @@
 
 pub mod addresses;
 pub mod cart;
+pub mod checkout;
 pub mod jobs;
 pub mod ledger;
 pub mod listings;
@@ -61,5 +62,8 @@ impl StoreError {
 
 /// Checks that Postgres answers (readiness probe).
 pub async fn ping(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+    sqlx::query_scalar!("SELECT 1 AS one")
+        .fetch_one(pool)
+        .await
+        .map(|_| ())
 }

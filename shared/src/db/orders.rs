@@ -70,17 +70,17 @@ pub struct OrderLineRow {
     pub tracking_code: Option<String>,
 }
 
-/// The columns of [`OrderRow`], for queries in other `db` modules.
-pub(crate) const ORDER_COLUMNS: &str = "id, buyer_id, buyer_username, status, status_reason, total_cents, refunded_cents, currency,
-    shipping_address, payment_intent_id, client_secret, checkout_job_id, expires_at, created_at, updated_at";
-
 /// An order by id.
 #[tracing::instrument(skip_all, fields(order.id = %id))]
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<OrderRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"
-    )))
-    .bind(id)
+    Ok(sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, buyer_id, buyer_username, status AS "status: OrderStatus", status_reason,
+                  total_cents, refunded_cents, currency, shipping_address, payment_intent_id,
+                  client_secret, checkout_job_id, expires_at, created_at, updated_at
+           FROM orders WHERE id = $1"#,
+        id
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -88,10 +88,14 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<OrderRow>,
 /// An order by id, row-locked for a state change.
 #[tracing::instrument(skip_all, fields(order.id = %id))]
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<OrderRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"
-    )))
-    .bind(id)
+    Ok(sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, buyer_id, buyer_username, status AS "status: OrderStatus", status_reason,
+                  total_cents, refunded_cents, currency, shipping_address, payment_intent_id,
+                  client_secret, checkout_job_id, expires_at, created_at, updated_at
+           FROM orders WHERE id = $1 FOR UPDATE"#,
+        id
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -102,10 +106,14 @@ pub async fn find_by_checkout_job(
     conn: &mut PgConnection,
     job_id: Uuid,
 ) -> Result<Option<OrderRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE checkout_job_id = $1"
-    )))
-    .bind(job_id)
+    Ok(sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, buyer_id, buyer_username, status AS "status: OrderStatus", status_reason,
+                  total_cents, refunded_cents, currency, shipping_address, payment_intent_id,
+                  client_secret, checkout_job_id, expires_at, created_at, updated_at
+           FROM orders WHERE checkout_job_id = $1"#,
+        job_id
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -116,10 +124,14 @@ pub async fn find_by_payment_intent(
     conn: &mut PgConnection,
     intent_id: &str,
 ) -> Result<Option<OrderRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE payment_intent_id = $1"
-    )))
-    .bind(intent_id)
+    Ok(sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, buyer_id, buyer_username, status AS "status: OrderStatus", status_reason,
+                  total_cents, refunded_cents, currency, shipping_address, payment_intent_id,
+                  client_secret, checkout_job_id, expires_at, created_at, updated_at
+           FROM orders WHERE payment_intent_id = $1"#,
+        intent_id
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -134,14 +146,14 @@ pub async fn replace_intent(
     fresh: &str,
     client_secret: Option<&str>,
 ) -> Result<bool, StoreError> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "UPDATE orders SET payment_intent_id = $3, client_secret = $4
          WHERE id = $1 AND payment_intent_id = $2 AND status = 'pending_payment'",
+        order_id,
+        spent,
+        fresh,
+        client_secret
     )
-    .bind(order_id)
-    .bind(spent)
-    .bind(fresh)
-    .bind(client_secret)
     .execute(conn)
     .await?
     .rows_affected()
@@ -156,15 +168,16 @@ pub async fn lines(
     order_ids: &[Uuid],
     seller: Option<Uuid>,
 ) -> Result<Vec<OrderLineRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, order_id, listing_id, seller_id, seller_username, title, unit_price_cents, currency,
-                quantity, status, tracking_code
+    Ok(sqlx::query_as!(
+        OrderLineRow,
+        r#"SELECT id, order_id, listing_id, seller_id, seller_username, title, unit_price_cents, currency,
+                quantity, status AS "status: LineStatus", tracking_code
          FROM order_lines
          WHERE order_id = ANY($1) AND ($2::uuid IS NULL OR seller_id = $2)
-         ORDER BY order_id, id",
+         ORDER BY order_id, id"#,
+        order_ids,
+        seller
     )
-    .bind(order_ids)
-    .bind(seller)
     .fetch_all(conn)
     .await?)
 }
@@ -187,22 +200,42 @@ pub async fn list(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<(Vec<OrderRow>, bool), StoreError> {
-    let filter = match role {
-        OrderRole::Buyer => "o.buyer_id = $1",
+    // One statement per role, so each keeps its own plan.
+    let mut rows: Vec<OrderRow> = match role {
+        OrderRole::Buyer => {
+            sqlx::query_as!(
+                OrderRow,
+                r#"SELECT id, buyer_id, buyer_username, status AS "status: OrderStatus", status_reason,
+                          total_cents, refunded_cents, currency, shipping_address, payment_intent_id,
+                          client_secret, checkout_job_id, expires_at, created_at, updated_at
+                   FROM orders o
+                   WHERE o.buyer_id = $1 AND ($2::uuid IS NULL OR o.id < $2)
+                   ORDER BY o.id DESC LIMIT $3"#,
+                user_id,
+                before,
+                limit + 1
+            )
+            .fetch_all(conn)
+            .await?
+        }
         OrderRole::Seller => {
-            "EXISTS (SELECT 1 FROM order_lines ol WHERE ol.order_id = o.id AND ol.seller_id = $1)"
+            sqlx::query_as!(
+                OrderRow,
+                r#"SELECT id, buyer_id, buyer_username, status AS "status: OrderStatus", status_reason,
+                          total_cents, refunded_cents, currency, shipping_address, payment_intent_id,
+                          client_secret, checkout_job_id, expires_at, created_at, updated_at
+                   FROM orders o
+                   WHERE EXISTS (SELECT 1 FROM order_lines ol WHERE ol.order_id = o.id AND ol.seller_id = $1)
+                     AND ($2::uuid IS NULL OR o.id < $2)
+                   ORDER BY o.id DESC LIMIT $3"#,
+                user_id,
+                before,
+                limit + 1
+            )
+            .fetch_all(conn)
+            .await?
         }
     };
-    let mut rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders o
-         WHERE {filter} AND ($2::uuid IS NULL OR o.id < $2)
-         ORDER BY o.id DESC LIMIT $3"
-    )))
-    .bind(user_id)
-    .bind(before)
-    .bind(limit + 1)
-    .fetch_all(conn)
-    .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     Ok((rows, more))
@@ -215,11 +248,11 @@ pub async fn is_seller_of(
     order_id: Uuid,
     user_id: Uuid,
 ) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM order_lines WHERE order_id = $1 AND seller_id = $2)",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM order_lines WHERE order_id = $1 AND seller_id = $2) AS "exists!""#,
+        order_id,
+        user_id
     )
-    .bind(order_id)
-    .bind(user_id)
     .fetch_one(conn)
     .await?)
 }
@@ -234,41 +267,48 @@ pub async fn close_pending(
     status: OrderStatus,
     reason: &str,
 ) -> Result<Option<Vec<(Uuid, i32)>>, StoreError> {
-    let closed = sqlx::query(
+    let closed = sqlx::query!(
         "UPDATE orders SET status = $2, status_reason = $3, closed_at = now()
          WHERE id = $1 AND status = 'pending_payment'",
+        id,
+        status as OrderStatus,
+        reason
     )
-    .bind(id)
-    .bind(status)
-    .bind(reason)
     .execute(&mut *conn)
     .await?;
     if closed.rows_affected() == 0 {
         return Ok(None);
     }
     // Lock the listings in id order, like checkout, so the two cannot deadlock.
-    sqlx::query(
+    // The rows are dropped: only their locks matter.
+    sqlx::query!(
         "SELECT l.id FROM listings l
          WHERE l.id IN (SELECT listing_id FROM order_lines WHERE order_id = $1)
          ORDER BY l.id FOR UPDATE",
+        id
     )
-    .bind(id)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    let released: Vec<(Uuid, i32)> = sqlx::query_as(
-        "WITH units AS (
+    let released: Vec<(Uuid, i32)> = sqlx::query!(
+        r#"WITH units AS (
              SELECT listing_id, sum(quantity)::int AS quantity FROM order_lines
              WHERE order_id = $1 AND listing_id IS NOT NULL GROUP BY listing_id)
          UPDATE listings l SET reserved = l.reserved - u.quantity
          FROM units u WHERE l.id = u.listing_id
-         RETURNING l.id, u.quantity",
+         RETURNING l.id, u.quantity AS "quantity!""#,
+        id
     )
-    .bind(id)
     .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.quantity))
+    .collect();
+    sqlx::query!(
+        "UPDATE order_lines SET status = $2 WHERE order_id = $1",
+        id,
+        LineStatus::Cancelled as LineStatus
+    )
+    .execute(conn)
     .await?;
-    sqlx::query("UPDATE order_lines SET status = 'cancelled' WHERE order_id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
     Ok(Some(released))
 }

@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{StoreError, ledger, orders::OrderRow};
+use crate::domain::OrderStatus;
 
 /// Records `delta` more refunded by Stripe for `order`. A `full` refund (the whole charge is
 /// refunded now) ends the order `refunded` (reason `refunded_outside`): lines awaiting shipment
@@ -19,33 +20,35 @@ pub async fn record_refund(
     delta: i64,
     full: bool,
 ) -> Result<Vec<(Uuid, i32)>, StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO order_refunds (id, order_id, amount_cents, currency, reason)
          VALUES (gen_random_uuid(), $1, $2, $3, 'outside')",
+        order.id,
+        delta,
+        &order.currency
     )
-    .bind(order.id)
-    .bind(delta)
-    .bind(&order.currency)
     .execute(&mut *conn)
     .await?;
     if !full {
-        sqlx::query(
+        // `$2::bigint`: the type it is bound with, spelled out for the compile-time check.
+        sqlx::query!(
             "WITH entry AS (
                  INSERT INTO ledger_entries (id, order_id, kind, amount_cents, currency)
-                 VALUES (gen_random_uuid(), $1, 'outside_refund', -$2, $3))
-             UPDATE orders SET refunded_cents = refunded_cents + $2, status = 'partially_refunded'
+                 VALUES (gen_random_uuid(), $1, 'outside_refund', -$2::bigint, $3))
+             UPDATE orders SET refunded_cents = refunded_cents + $2, status = $4
              WHERE id = $1",
+            order.id,
+            delta,
+            &order.currency,
+            OrderStatus::PartiallyRefunded as OrderStatus
         )
-        .bind(order.id)
-        .bind(delta)
-        .bind(&order.currency)
         .execute(&mut *conn)
         .await?;
         return Ok(Vec::new());
     }
     let restocked = super::settlement::refund_awaiting_lines(conn, order.id, None).await?;
     ledger::reverse_sales(conn, order.id, None).await?;
-    sqlx::query(
+    sqlx::query!(
         "WITH earlier AS (
              SELECT coalesce(sum(amount_cents), 0)::bigint AS amount FROM ledger_entries
              WHERE order_id = $1 AND kind IN ('outside_refund', 'outside_refund_reversal')),
@@ -53,12 +56,13 @@ pub async fn record_refund(
              INSERT INTO ledger_entries (id, order_id, kind, amount_cents, currency)
              SELECT gen_random_uuid(), $1, 'outside_refund_reversal', -amount, $2 FROM earlier
              WHERE amount <> 0)
-         UPDATE orders SET refunded_cents = total_cents, status = 'refunded',
+         UPDATE orders SET refunded_cents = total_cents, status = $3,
                 status_reason = 'refunded_outside', closed_at = coalesce(closed_at, now())
          WHERE id = $1",
+        order.id,
+        &order.currency,
+        OrderStatus::Refunded as OrderStatus
     )
-    .bind(order.id)
-    .bind(&order.currency)
     .execute(&mut *conn)
     .await?;
     Ok(restocked)
@@ -88,7 +92,7 @@ pub async fn upsert_dispute(
     conn: &mut PgConnection,
     dispute: &Dispute<'_>,
 ) -> Result<String, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "INSERT INTO payment_disputes (id, order_id, amount_cents, currency, status, reason, closed_at)
          VALUES ($1, $2, $3, $4, $5, $6,
                  CASE WHEN $5 IN ('won', 'lost', 'warning_closed') THEN now() END)
@@ -97,13 +101,13 @@ pub async fn upsert_dispute(
                            ELSE payment_disputes.status END,
              closed_at = coalesce(payment_disputes.closed_at, EXCLUDED.closed_at)
          RETURNING status",
+        dispute.id,
+        dispute.order_id,
+        dispute.amount_cents,
+        dispute.currency,
+        dispute.status,
+        dispute.reason
     )
-    .bind(dispute.id)
-    .bind(dispute.order_id)
-    .bind(dispute.amount_cents)
-    .bind(dispute.currency)
-    .bind(dispute.status)
-    .bind(dispute.reason)
     .fetch_one(conn)
     .await?)
 }
@@ -112,7 +116,7 @@ pub async fn upsert_dispute(
 /// `dispute_hold` entry of minus that net, once per line.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
 pub async fn hold_for_dispute(conn: &mut PgConnection, order_id: Uuid) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO ledger_entries (id, seller_id, order_id, order_line_id, kind, amount_cents, currency)
          SELECT gen_random_uuid(), min(e.seller_id::text)::uuid, e.order_id, e.order_line_id,
                 'dispute_hold', -sum(e.amount_cents), min(e.currency)
@@ -122,8 +126,8 @@ pub async fn hold_for_dispute(conn: &mut PgConnection, order_id: Uuid) -> Result
          GROUP BY e.order_id, e.order_line_id
          HAVING sum(e.amount_cents) > 0
          ON CONFLICT ON CONSTRAINT ledger_entries_line_kind_key DO NOTHING",
+        order_id
     )
-    .bind(order_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -136,15 +140,15 @@ pub async fn release_dispute_hold(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO ledger_entries (id, seller_id, order_id, order_line_id, kind, amount_cents, currency)
          SELECT gen_random_uuid(), e.seller_id, e.order_id, e.order_line_id, 'dispute_release',
                 -e.amount_cents, e.currency
          FROM ledger_entries e
          WHERE e.order_id = $1 AND e.kind = 'dispute_hold'
          ON CONFLICT ON CONSTRAINT ledger_entries_line_kind_key DO NOTHING",
+        order_id
     )
-    .bind(order_id)
     .execute(conn)
     .await?;
     Ok(())

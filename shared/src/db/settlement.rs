@@ -10,22 +10,19 @@ use std::time::Duration;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::OrderStatus;
-
-use super::{
-    StoreError, ledger,
-    orders::{ORDER_COLUMNS, OrderRow},
-};
+use super::{StoreError, ledger, orders::OrderRow};
+use crate::domain::{LineStatus, OrderStatus};
 
 /// Locks the listings of an order's lines, in id order.
 async fn lock_listings_of(conn: &mut PgConnection, order_id: Uuid) -> Result<(), StoreError> {
-    sqlx::query(
+    // The rows are dropped: only their locks matter.
+    sqlx::query!(
         "SELECT l.id FROM listings l
          WHERE l.id IN (SELECT listing_id FROM order_lines WHERE order_id = $1)
          ORDER BY l.id FOR UPDATE",
+        order_id
     )
-    .bind(order_id)
-    .execute(conn)
+    .fetch_all(conn)
     .await?;
     Ok(())
 }
@@ -40,27 +37,29 @@ pub async fn mark_paid(
     order_id: Uuid,
     fee_bps: i64,
 ) -> Result<bool, StoreError> {
-    let paid = sqlx::query(
-        "UPDATE orders SET status = 'paid', paid_at = now()
+    let paid = sqlx::query!(
+        "UPDATE orders SET status = $2, paid_at = now()
          WHERE id = $1 AND status = 'pending_payment'",
+        order_id,
+        OrderStatus::Paid as OrderStatus
     )
-    .bind(order_id)
     .execute(&mut *conn)
     .await?;
     if paid.rows_affected() == 0 {
         return Ok(false);
     }
     lock_listings_of(conn, order_id).await?;
-    sqlx::query(
+    sqlx::query!(
         "WITH units AS (
              SELECT listing_id, sum(quantity)::int AS quantity FROM order_lines
              WHERE order_id = $1 AND listing_id IS NOT NULL GROUP BY listing_id),
          sold AS (
              UPDATE listings l SET quantity = l.quantity - u.quantity, reserved = l.reserved - u.quantity
              FROM units u WHERE l.id = u.listing_id)
-         UPDATE order_lines SET status = 'awaiting_shipment' WHERE order_id = $1",
+         UPDATE order_lines SET status = $2 WHERE order_id = $1",
+        order_id,
+        LineStatus::AwaitingShipment as LineStatus
     )
-    .bind(order_id)
     .execute(&mut *conn)
     .await?;
     ledger::credit_sale(conn, order_id, fee_bps).await?;
@@ -79,9 +78,9 @@ pub async fn record_late_refund(
     refund_id: Option<&str>,
     fee_bps: i64,
 ) -> Result<bool, StoreError> {
-    let refunded = sqlx::query(
+    let refunded = sqlx::query!(
         "WITH closed AS (
-             UPDATE orders SET status = 'refunded', status_reason = 'late_payment_refunded',
+             UPDATE orders SET status = $3, status_reason = 'late_payment_refunded',
                     refund_id = $2, refunded_cents = total_cents,
                     closed_at = coalesce(closed_at, now())
              WHERE id = $1 AND status IN ('expired', 'cancelled')
@@ -89,9 +88,10 @@ pub async fn record_late_refund(
          INSERT INTO order_refunds (id, order_id, stripe_refund_id, amount_cents, currency, reason)
          SELECT gen_random_uuid(), id, $2, total_cents, currency, 'late_payment' FROM closed
          WHERE total_cents > 0",
+        order_id,
+        refund_id,
+        OrderStatus::Refunded as OrderStatus
     )
-    .bind(order_id)
-    .bind(refund_id)
     .execute(&mut *conn)
     .await?;
     if refunded.rows_affected() == 0 {
@@ -111,9 +111,9 @@ pub(crate) async fn refund_awaiting_lines(
     line_ids: Option<&[Uuid]>,
 ) -> Result<Vec<(Uuid, i32)>, StoreError> {
     lock_listings_of(conn, order_id).await?;
-    Ok(sqlx::query_as(
-        "WITH lines AS (
-             UPDATE order_lines SET status = 'refunded'
+    Ok(sqlx::query!(
+        r#"WITH lines AS (
+             UPDATE order_lines SET status = $3
              WHERE order_id = $1 AND status = 'awaiting_shipment'
                AND ($2::uuid[] IS NULL OR id = ANY($2))
              RETURNING listing_id, quantity),
@@ -122,12 +122,16 @@ pub(crate) async fn refund_awaiting_lines(
              WHERE listing_id IS NOT NULL GROUP BY listing_id)
          UPDATE listings l SET quantity = l.quantity + u.quantity
          FROM units u WHERE l.id = u.listing_id
-         RETURNING l.id, u.quantity",
+         RETURNING l.id, u.quantity AS "quantity!""#,
+        order_id,
+        line_ids,
+        LineStatus::Refunded as LineStatus
     )
-    .bind(order_id)
-    .bind(line_ids)
     .fetch_all(conn)
-    .await?)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.quantity))
+    .collect())
 }
 
 /// One refund of lines of a paid order, as the refund job records it.
@@ -172,23 +176,23 @@ pub async fn refund_lines(
 ) -> Result<RefundedLines, StoreError> {
     let restocked = refund_awaiting_lines(conn, refund.order_id, Some(refund.line_ids)).await?;
     ledger::reverse_sales(conn, refund.order_id, Some(refund.line_ids)).await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO order_refunds (id, order_id, stripe_refund_id, job_id, amount_cents, currency,
                                     line_ids, reason)
          VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7)",
+        refund.order_id,
+        refund.stripe_refund_id,
+        refund.job_id,
+        refund.amount_cents,
+        refund.currency,
+        refund.line_ids,
+        refund.reason
     )
-    .bind(refund.order_id)
-    .bind(refund.stripe_refund_id)
-    .bind(refund.job_id)
-    .bind(refund.amount_cents)
-    .bind(refund.currency)
-    .bind(refund.line_ids)
-    .bind(refund.reason)
     .execute(&mut *conn)
     .await?;
-    let order_status: OrderStatus = sqlx::query_scalar(
-        "UPDATE orders o SET refunded_cents = o.refunded_cents + $2,
-                status = CASE WHEN left_over.n = 0 THEN 'refunded' ELSE 'partially_refunded' END,
+    let order_status = sqlx::query_scalar!(
+        r#"UPDATE orders o SET refunded_cents = o.refunded_cents + $2,
+                status = CASE WHEN left_over.n = 0 THEN $5 ELSE $6 END,
                 status_reason = CASE WHEN left_over.n = 0
                                      THEN replace($3, 'requested_by', 'refunded_by')
                                      ELSE o.status_reason END,
@@ -197,12 +201,14 @@ pub async fn refund_lines(
          FROM (SELECT count(*) AS n FROM order_lines
                WHERE order_id = $1 AND status <> 'refunded') AS left_over
          WHERE o.id = $1
-         RETURNING o.status",
+         RETURNING o.status AS "status: OrderStatus""#,
+        refund.order_id,
+        refund.amount_cents,
+        refund.reason,
+        refund.stripe_refund_id,
+        OrderStatus::Refunded as OrderStatus,
+        OrderStatus::PartiallyRefunded as OrderStatus
     )
-    .bind(refund.order_id)
-    .bind(refund.amount_cents)
-    .bind(refund.reason)
-    .bind(refund.stripe_refund_id)
     .fetch_one(&mut *conn)
     .await?;
     Ok(RefundedLines {
@@ -220,18 +226,21 @@ pub async fn claim_expired(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<OrderRow>, StoreError> {
-    let mut claimed: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE orders o SET expiry_claimed_until = now() + make_interval(secs => $2)
+    let mut claimed: Vec<OrderRow> = sqlx::query_as!(
+        OrderRow,
+        r#"UPDATE orders o SET expiry_claimed_until = now() + make_interval(secs => $2)
          WHERE o.id IN (
              SELECT id FROM orders
              WHERE status = 'pending_payment' AND expires_at < now()
                AND (expiry_claimed_until IS NULL OR expiry_claimed_until < now())
              ORDER BY expires_at LIMIT $1
              FOR UPDATE SKIP LOCKED)
-         RETURNING {ORDER_COLUMNS}"
-    )))
-    .bind(limit)
-    .bind(lease.as_secs_f64())
+         RETURNING id, buyer_id, buyer_username, status AS "status: OrderStatus", status_reason,
+                   total_cents, refunded_cents, currency, shipping_address, payment_intent_id,
+                   client_secret, checkout_job_id, expires_at, created_at, updated_at"#,
+        limit,
+        lease.as_secs_f64()
+    )
     .fetch_all(conn)
     .await?;
     claimed.sort_by_key(|o| o.expires_at);
@@ -256,26 +265,33 @@ pub async fn settled_since(
     window: Duration,
     limit: i64,
 ) -> Result<Vec<SettledOrder>, StoreError> {
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT o.id, coalesce((
+    let rows: Vec<(Uuid, i64)> = sqlx::query!(
+        r#"SELECT o.id, coalesce((
                     SELECT sum(e.amount_cents) FROM ledger_entries e
                     WHERE e.order_id = o.id
                       AND e.kind IN ('sale', 'refund', 'outside_refund', 'outside_refund_reversal')
-                ), 0)::bigint
+                ), 0)::bigint AS "ledger_gross!"
          FROM orders o
          WHERE o.status IN ('paid', 'partially_refunded', 'refunded')
            AND o.updated_at > now() - make_interval(secs => $1)
-         ORDER BY o.updated_at DESC LIMIT $2",
+         ORDER BY o.updated_at DESC LIMIT $2"#,
+        window.as_secs_f64(),
+        limit
     )
-    .bind(window.as_secs_f64())
-    .bind(limit)
     .fetch_all(&mut *conn)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.ledger_gross))
+    .collect();
     let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
-    let orders: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY($1)"
-    )))
-    .bind(&ids)
+    let orders: Vec<OrderRow> = sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, buyer_id, buyer_username, status AS "status: OrderStatus", status_reason,
+                  total_cents, refunded_cents, currency, shipping_address, payment_intent_id,
+                  client_secret, checkout_job_id, expires_at, created_at, updated_at
+           FROM orders WHERE id = ANY($1)"#,
+        &ids
+    )
     .fetch_all(conn)
     .await?;
     Ok(rows
@@ -305,15 +321,16 @@ pub async fn active_refund_job(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Option<ActiveRefund>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, coalesce(ARRAY(SELECT jsonb_array_elements_text(payload->'line_ids')::uuid),
-                             '{}') AS line_ids
+    Ok(sqlx::query_as!(
+        ActiveRefund,
+        r#"SELECT id, coalesce(ARRAY(SELECT jsonb_array_elements_text(payload->'line_ids')::uuid),
+                             '{}') AS "line_ids!"
          FROM jobs
          WHERE kind = 'refund_order' AND status IN ('queued', 'running')
            AND payload->>'order_id' = $1
-         ORDER BY id LIMIT 1",
+         ORDER BY id LIMIT 1"#,
+        order_id.to_string()
     )
-    .bind(order_id.to_string())
     .fetch_optional(conn)
     .await?)
 }
@@ -327,13 +344,14 @@ pub async fn ship_lines(
     line_ids: &[Uuid],
     tracking_code: &str,
 ) -> Result<u64, StoreError> {
-    Ok(sqlx::query(
-        "UPDATE order_lines SET status = 'shipped', tracking_code = $3, shipped_at = now()
+    Ok(sqlx::query!(
+        "UPDATE order_lines SET status = $4, tracking_code = $3, shipped_at = now()
          WHERE order_id = $1 AND id = ANY($2) AND status = 'awaiting_shipment'",
+        order_id,
+        line_ids,
+        tracking_code,
+        LineStatus::Shipped as LineStatus
     )
-    .bind(order_id)
-    .bind(line_ids)
-    .bind(tracking_code)
     .execute(conn)
     .await?
     .rows_affected())

@@ -27,7 +27,7 @@ pub async fn mark_stale_jobs(
     retry_grace: Duration,
     limit: i64,
 ) -> Result<Vec<(Uuid, String)>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query!(
         "WITH stale AS (
              SELECT id FROM jobs
              WHERE status IN ('queued', 'running')
@@ -43,12 +43,15 @@ pub async fn mark_stale_jobs(
              FOR UPDATE SKIP LOCKED)
          UPDATE jobs j SET updated_at = now() FROM stale WHERE j.id = stale.id
          RETURNING j.id, j.kind",
+        grace.as_secs_f64(),
+        retry_grace.as_secs_f64(),
+        limit
     )
-    .bind(grace.as_secs_f64())
-    .bind(retry_grace.as_secs_f64())
-    .bind(limit)
     .fetch_all(conn)
-    .await?)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.kind))
+    .collect())
 }
 
 /// Unprocessed webhook events whose `payment_event` task Redis probably lost, marked as just
@@ -61,7 +64,7 @@ pub async fn mark_stale_webhook_events(
     retry_grace: Duration,
     limit: i64,
 ) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "WITH stale AS (
              SELECT id FROM webhook_events
              WHERE processed_at IS NULL
@@ -73,10 +76,10 @@ pub async fn mark_stale_webhook_events(
              FOR UPDATE SKIP LOCKED)
          UPDATE webhook_events w SET updated_at = now() FROM stale WHERE w.id = stale.id
          RETURNING w.id",
+        grace.as_secs_f64(),
+        retry_grace.as_secs_f64(),
+        limit
     )
-    .bind(grace.as_secs_f64())
-    .bind(retry_grace.as_secs_f64())
-    .bind(limit)
     .fetch_all(conn)
     .await?)
 }
@@ -90,14 +93,14 @@ pub async fn purge_listings(
     after: Duration,
     limit: i64,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM listings WHERE id IN (
              SELECT id FROM listings
              WHERE deleted_at < now() - make_interval(secs => $1) AND reserved = 0
              LIMIT $2)",
+        after.as_secs_f64(),
+        limit
     )
-    .bind(after.as_secs_f64())
-    .bind(limit)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -113,13 +116,13 @@ pub async fn purge_users(
     after: Duration,
     limit: i64,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM users WHERE id IN (
              SELECT id FROM users WHERE deleted_at < now() - make_interval(secs => $1)
              LIMIT $2)",
+        after.as_secs_f64(),
+        limit
     )
-    .bind(after.as_secs_f64())
-    .bind(limit)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -134,15 +137,15 @@ pub async fn prune_finished_jobs(
     retention: Duration,
     limit: i64,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM jobs WHERE id IN (
              SELECT id FROM jobs
              WHERE finished_at < now() - make_interval(secs => $1)
                AND status IN ('succeeded', 'failed')
              LIMIT $2)",
+        retention.as_secs_f64(),
+        limit
     )
-    .bind(retention.as_secs_f64())
-    .bind(limit)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())

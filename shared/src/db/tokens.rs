@@ -27,11 +27,13 @@ pub struct StoredRefreshToken {
 #[tracing::instrument(skip_all, fields(user.id = %user_id))]
 pub async fn create_family(conn: &mut PgConnection, user_id: Uuid) -> Result<Uuid, StoreError> {
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO refresh_token_families (id, user_id) VALUES ($1, $2)")
-        .bind(id)
-        .bind(user_id)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO refresh_token_families (id, user_id) VALUES ($1, $2)",
+        id,
+        user_id
+    )
+    .execute(conn)
+    .await?;
     Ok(id)
 }
 
@@ -43,13 +45,13 @@ pub async fn insert_token(
     token_hash: &[u8],
     expires_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO refresh_tokens (id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)",
+        Uuid::now_v7(),
+        family_id,
+        token_hash,
+        expires_at
     )
-    .bind(Uuid::now_v7())
-    .bind(family_id)
-    .bind(token_hash)
-    .bind(expires_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -62,13 +64,14 @@ pub async fn find_for_update(
     conn: &mut PgConnection,
     token_hash: &[u8],
 ) -> Result<Option<StoredRefreshToken>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        StoredRefreshToken,
         "SELECT t.id, t.family_id, f.user_id, t.expires_at, t.used_at, f.revoked_at AS family_revoked_at
          FROM refresh_tokens t JOIN refresh_token_families f ON f.id = t.family_id
          WHERE t.token_hash = $1
          FOR UPDATE OF t",
+        token_hash
     )
-    .bind(token_hash)
     .fetch_optional(conn)
     .await?)
 }
@@ -76,10 +79,12 @@ pub async fn find_for_update(
 /// Marks a token as exchanged.
 #[tracing::instrument(skip_all)]
 pub async fn mark_used(conn: &mut PgConnection, token_id: Uuid) -> Result<(), StoreError> {
-    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1")
-        .bind(token_id)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE refresh_tokens SET used_at = now() WHERE id = $1",
+        token_id
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -90,12 +95,12 @@ pub async fn revoke_family(
     family_id: Uuid,
     reason: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $2
          WHERE id = $1 AND revoked_at IS NULL",
+        family_id,
+        reason
     )
-    .bind(family_id)
-    .bind(reason)
     .execute(conn)
     .await?;
     Ok(())
@@ -108,12 +113,12 @@ pub async fn revoke_all_for_user(
     user_id: Uuid,
     reason: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $2
          WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id,
+        reason
     )
-    .bind(user_id)
-    .bind(reason)
     .execute(conn)
     .await?;
     Ok(())

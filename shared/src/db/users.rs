@@ -30,9 +30,6 @@ pub struct UserRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
-    "id, username, email, password_hash, display_name, bio, token_version, created_at, updated_at";
-
 /// Inserts a new user. Unique violations come back as `Conflict` naming
 /// `users_username_key` or `users_email_key`.
 #[tracing::instrument(skip_all)]
@@ -41,13 +38,15 @@ pub async fn insert(
     user: &NewUser,
     password_hash: &str,
 ) -> Result<UserRow, StoreError> {
-    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users (id, username, email, password_hash) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(user.username.as_str())
-    .bind(user.email.as_str())
-    .bind(password_hash)
+    let row = sqlx::query_as!(
+        UserRow,
+        "INSERT INTO users (id, username, email, password_hash) VALUES ($1, $2, $3, $4)
+         RETURNING id, username, email, password_hash, display_name, bio, token_version, created_at, updated_at",
+        Uuid::now_v7(),
+        user.username.as_str(),
+        user.email.as_str(),
+        password_hash
+    )
     .fetch_one(conn)
     .await?;
     Ok(row)
@@ -56,10 +55,12 @@ pub async fn insert(
 /// An active (not soft-deleted) user by id.
 #[tracing::instrument(skip_all, fields(user.id = %id))]
 pub async fn find_active(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
-    )))
-    .bind(id)
+    Ok(sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, password_hash, display_name, bio, token_version, created_at, updated_at
+         FROM users WHERE id = $1 AND deleted_at IS NULL",
+        id
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -72,14 +73,16 @@ pub async fn find_active_in_session(
     id: Uuid,
     family_id: Uuid,
 ) -> Result<Option<UserRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM users u
+    Ok(sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, password_hash, display_name, bio, token_version, created_at, updated_at
+         FROM users u
          WHERE id = $1 AND deleted_at IS NULL
            AND EXISTS (SELECT 1 FROM refresh_token_families f
-                       WHERE f.id = $2 AND f.user_id = u.id AND f.revoked_at IS NULL)"
-    )))
-    .bind(id)
-    .bind(family_id)
+                       WHERE f.id = $2 AND f.user_id = u.id AND f.revoked_at IS NULL)",
+        id,
+        family_id
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -94,13 +97,15 @@ pub async fn find_active_by_login(
     conn: &mut PgConnection,
     login: &str,
 ) -> Result<Option<UserRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM users
+    Ok(sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, password_hash, display_name, bio, token_version, created_at, updated_at
+         FROM users
          WHERE (lower(username) = lower($1) OR lower(email) = lower($1)) AND deleted_at IS NULL
          ORDER BY lower(email) = lower($1) DESC
-         LIMIT 1"
-    )))
-    .bind(login)
+         LIMIT 1",
+        login
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -111,10 +116,12 @@ pub async fn find_active_by_username(
     conn: &mut PgConnection,
     username: &str,
 ) -> Result<Option<UserRow>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM users WHERE lower(username) = lower($1) AND deleted_at IS NULL"
-    )))
-    .bind(username)
+    Ok(sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, password_hash, display_name, bio, token_version, created_at, updated_at
+         FROM users WHERE lower(username) = lower($1) AND deleted_at IS NULL",
+        username
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -126,18 +133,19 @@ pub async fn update_profile(
     id: Uuid,
     patch: &ProfilePatch,
 ) -> Result<UserRow, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as!(
+        UserRow,
         "UPDATE users SET
             email = COALESCE($2, email),
             display_name = COALESCE($3, display_name),
             bio = COALESCE($4, bio)
          WHERE id = $1 AND deleted_at IS NULL
-         RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(patch.email.as_ref().map(|e| e.as_str()))
-    .bind(patch.display_name.as_deref())
-    .bind(patch.bio.as_deref())
+         RETURNING id, username, email, password_hash, display_name, bio, token_version, created_at, updated_at",
+        id,
+        patch.email.as_ref().map(|e| e.as_str()),
+        patch.display_name.as_deref(),
+        patch.bio.as_deref()
+    )
     .fetch_one(conn)
     .await?)
 }
@@ -149,12 +157,12 @@ pub async fn set_password(
     id: Uuid,
     password_hash: &str,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE users SET password_hash = $2, token_version = token_version + 1
          WHERE id = $1 AND deleted_at IS NULL",
+        id,
+        password_hash
     )
-    .bind(id)
-    .bind(password_hash)
     .execute(conn)
     .await?;
     if done.rows_affected() == 0 {
@@ -167,21 +175,21 @@ pub async fn set_password(
 /// Refresh-token families are revoked by the caller in the same transaction.
 #[tracing::instrument(skip_all, fields(user.id = %id))]
 pub async fn soft_delete(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE users SET deleted_at = now(), token_version = token_version + 1
          WHERE id = $1 AND deleted_at IS NULL",
+        id
     )
-    .bind(id)
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE listings SET is_active = false, deleted_at = COALESCE(deleted_at, now())
          WHERE seller_id = $1",
+        id
     )
-    .bind(id)
     .execute(conn)
     .await?;
     Ok(())

@@ -44,21 +44,23 @@ pub async fn insert_if_known(
     object_id: &str,
     payload: &str,
 ) -> Result<Inserted, StoreError> {
-    let (known, inserted): (bool, bool) = sqlx::query_as(
-        "WITH known AS (SELECT EXISTS (SELECT 1 FROM orders WHERE payment_intent_id = $3) AS yes),
+    let row = sqlx::query!(
+        r#"WITH known AS (SELECT EXISTS (SELECT 1 FROM orders WHERE payment_intent_id = $3) AS yes),
          inserted AS (
              INSERT INTO webhook_events (id, event_type, object_id, payload)
              SELECT $1, $2, $3, $4::jsonb FROM known WHERE known.yes
              ON CONFLICT (id) DO NOTHING
              RETURNING 1)
-         SELECT (SELECT yes FROM known), EXISTS (SELECT 1 FROM inserted)",
+         SELECT (SELECT yes FROM known) AS "known!", EXISTS (SELECT 1 FROM inserted) AS "inserted!""#,
+        id,
+        event_type,
+        object_id,
+        // Sent as text, as before: Postgres parses it (`$4::jsonb`), so it is never re-serialised.
+        payload as &str
     )
-    .bind(id)
-    .bind(event_type)
-    .bind(object_id)
-    .bind(payload)
     .fetch_one(conn)
     .await?;
+    let (known, inserted) = (row.known, row.inserted);
     Ok(match (known, inserted) {
         (false, _) => Inserted::UnknownObject,
         (true, true) => Inserted::New,
@@ -75,13 +77,13 @@ pub async fn insert(
     object_id: &str,
     payload: &Value,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO webhook_events (id, event_type, object_id, payload) VALUES ($1, $2, $3, $4)",
+        id,
+        event_type,
+        object_id,
+        payload
     )
-    .bind(id)
-    .bind(event_type)
-    .bind(object_id)
-    .bind(payload)
     .execute(conn)
     .await?;
     Ok(())
@@ -98,12 +100,13 @@ pub async fn claim(
     conn: &mut PgConnection,
     id: &str,
 ) -> Result<Option<WebhookEventRow>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        WebhookEventRow,
         "UPDATE webhook_events SET attempts = attempts + 1
          WHERE id = $1 AND processed_at IS NULL
          RETURNING id, event_type, object_id, payload, attempts",
+        id
     )
-    .bind(id)
     .fetch_optional(conn)
     .await?)
 }
@@ -116,11 +119,13 @@ pub async fn mark_processed(
     id: &str,
     note: Option<&str>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE webhook_events SET processed_at = now(), error = $2 WHERE id = $1")
-        .bind(id)
-        .bind(note)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE webhook_events SET processed_at = now(), error = $2 WHERE id = $1",
+        id,
+        note
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -131,19 +136,21 @@ pub async fn record_error(
     id: &str,
     error: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE webhook_events SET error = $2 WHERE id = $1 AND processed_at IS NULL")
-        .bind(id)
-        .bind(error)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE webhook_events SET error = $2 WHERE id = $1 AND processed_at IS NULL",
+        id,
+        error
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Ids of unprocessed events, oldest first (tests and the sweeper).
 #[tracing::instrument(skip_all)]
 pub async fn unprocessed_ids(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM webhook_events WHERE processed_at IS NULL ORDER BY received_at, id",
+    Ok(sqlx::query_scalar!(
+        "SELECT id FROM webhook_events WHERE processed_at IS NULL ORDER BY received_at, id"
     )
     .fetch_all(conn)
     .await?)
