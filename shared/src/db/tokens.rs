@@ -134,7 +134,7 @@ pub async fn prune_dead_families(
     retention: std::time::Duration,
     limit: i64,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM refresh_token_families WHERE id IN (
              SELECT f.id FROM refresh_token_families f
              WHERE f.created_at < now() - make_interval(secs => $1)
@@ -144,9 +144,9 @@ pub async fn prune_dead_families(
                         WHERE t.family_id = f.id
                           AND t.expires_at >= now() - make_interval(secs => $1)))
              LIMIT $2)",
+        retention.as_secs_f64(),
+        limit,
     )
-    .bind(retention.as_secs_f64())
-    .bind(limit)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
