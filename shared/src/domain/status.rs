@@ -1,9 +1,12 @@
 //! The states of orders, order lines, jobs and addresses.
 //!
 //! Each is stored as `text` in PostgreSQL under a `CHECK (status IN (...))` that lists exactly
-//! these values (see `migrations/`), and is encoded and decoded as that text.
+//! these values (see `migrations/`), and is encoded and decoded as that text: the one mapping
+//! is the `status_text!` list of each enum, used by `as_str`, by sqlx and (checked by a test)
+//! by serde.
 
-/// Declares `as_str` and `Display` for a status enum from its variants' stored text.
+/// Declares `as_str`, `Display` and the sqlx mapping (plain `text`, so no type lookup by name
+/// on a new connection) for a status enum from its variants' stored text.
 macro_rules! status_text {
     ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         impl $name {
@@ -23,14 +26,43 @@ macro_rules! status_text {
                 f.write_str(self.as_str())
             }
         }
+
+        impl sqlx::Type<sqlx::Postgres> for $name {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl sqlx::Encode<'_, sqlx::Postgres> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'_, sqlx::Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $name {
+            /// A text the CHECK constraint does not allow is a decoding error (a 500), never a
+            /// guess.
+            fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?;
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == text)
+                    .ok_or_else(|| format!("{} {text:?} is not allowed by its CHECK constraint", stringify!($name)).into())
+            }
+        }
     };
 }
 
 /// Where an order is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, sqlx::Type,
-)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Holding its units until paid or expired.
@@ -57,10 +89,7 @@ status_text!(OrderStatus {
 });
 
 /// Where one line of an order is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, sqlx::Type,
-)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LineStatus {
     /// The order is not paid yet.
@@ -84,10 +113,7 @@ status_text!(LineStatus {
 });
 
 /// Where a background job is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, sqlx::Type,
-)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Waiting for a worker.
@@ -115,10 +141,7 @@ impl JobStatus {
 }
 
 /// Where an address is in its validation.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, sqlx::Type,
-)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AddressStatus {
     /// Being geocoded.
@@ -145,7 +168,7 @@ status_text!(AddressStatus {
 mod tests {
     use super::*;
 
-    /// `as_str`, serde and the sqlx `rename_all` must agree on every variant's text.
+    /// `as_str` (which sqlx uses) and serde must agree on every variant's text.
     fn agrees<T: serde::Serialize>(all: &[T], as_str: impl Fn(&T) -> &'static str) {
         for v in all {
             assert_eq!(
