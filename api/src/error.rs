@@ -14,6 +14,10 @@ use shared::db::StoreError;
 
 pub use crate::error_code::ErrorCode;
 
+/// `Retry-After` of a 503: long enough for a restarting PostgreSQL or Redis to come back or a
+/// pool to free a connection, short enough for a client's retry to be prompt.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
 mod domain;
 
 /// The error envelope.
@@ -67,9 +71,10 @@ pub enum ApiError {
     /// Unexpected failure; details are in the server log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// A dependency (Postgres, Redis) is unavailable.
+    /// A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+    /// given number of seconds.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
 pub(crate) fn body(code: ErrorCode, message: impl Into<String>, details: Value) -> Json<ErrorBody> {
@@ -133,9 +138,19 @@ impl ApiError {
         ))
     }
 
-    /// 503 `unavailable`.
+    /// 503 `unavailable`, with `Retry-After`.
     pub fn unavailable(message: &str) -> Self {
-        Self::Unavailable(body(ErrorCode::Unavailable, message, json!({})))
+        Self::Unavailable(
+            body(ErrorCode::Unavailable, message, json!({})),
+            RETRY_AFTER_SECS,
+        )
+    }
+
+    /// 503 for a dependency that is out of reach (a restart, a lost connection); logs the
+    /// cause once, as a warning: the request was fine and a retry will do.
+    pub fn dependency_down(error: &(dyn std::error::Error + 'static), message: &str) -> Self {
+        tracing::warn!(error.message = %error, error.cause_chain = ?error, "dependency unavailable");
+        Self::unavailable(message)
     }
 }
 

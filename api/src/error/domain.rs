@@ -8,6 +8,7 @@ use shared::{
     checkout::AdmitError,
     db::StoreError,
     domain::{ValidationErrors, cursor::InvalidCursor, money::LimitExceeded},
+    gate::GateError,
     geocode::{self, SubmitError},
     orders::{CancelError, refund::RefundRequestError, ship::ShipError},
     payment_events::{ReceiveError, dev::DevPaymentError},
@@ -33,6 +34,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::not_found(ErrorCode::ResourceNotFound),
+            StoreError::Unavailable(e) => {
+                Self::dependency_down(&e, "the database is unavailable; try again shortly")
+            }
             other => Self::internal(&other),
         }
     }
@@ -202,6 +206,15 @@ impl From<AdmitError> for ApiError {
                 Self::unprocessable(ErrorCode::IdempotencyKeyReused, message, json!({}))
             }
             AdmitError::Store(e) => e.into(),
+            AdmitError::Gate(GateError::Postgres(e)) => StoreError::from(e).into(),
+            AdmitError::Gate(GateError::Redis(e))
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal() =>
+            {
+                Self::dependency_down(&e, "the stock gate is unavailable; try again shortly")
+            }
             AdmitError::Gate(e) => Self::internal(&e),
         }
     }

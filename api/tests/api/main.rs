@@ -16,5 +16,6 @@ mod openapi;
 mod orders;
 mod payments;
 mod startup;
+mod unavailable;
 mod users;
 mod web_client;

@@ -28,9 +28,30 @@ pub enum StoreError {
         /// The constraint name from the migration, e.g. `users_email_key`.
         constraint: String,
     },
-    /// Anything else: connection loss, bugs.
+    /// The database cannot be reached or is restarting (a lost connection, a full pool, the
+    /// server shutting down): worth retrying shortly, nothing about the request is wrong.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    /// Anything else: bugs, broken invariants.
     #[error(transparent)]
     Unexpected(sqlx::Error),
+}
+
+/// Whether `e` says the database is out of reach rather than that the statement failed:
+/// I/O and TLS errors, a pool that timed out or closed, and the SQLSTATEs of a lost connection
+/// (class 08) or of a server shutting down or starting (57P01, 57P02, 57P03).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -45,6 +66,7 @@ impl From<sqlx::Error> for StoreError {
                     None => StoreError::Unexpected(e),
                 }
             }
+            _ if is_unavailable(&e) => StoreError::Unavailable(e),
             _ => StoreError::Unexpected(e),
         }
     }

@@ -1316,9 +1316,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1439,9 +1443,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1562,9 +1570,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1684,9 +1696,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1803,9 +1819,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1921,9 +1941,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2044,9 +2068,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2166,9 +2194,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2285,9 +2317,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2406,9 +2442,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2536,9 +2576,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2660,9 +2704,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2781,9 +2829,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2901,9 +2953,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3026,9 +3082,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3145,9 +3205,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3263,9 +3327,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3388,9 +3456,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3508,9 +3580,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3627,9 +3703,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3751,9 +3831,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3872,9 +3956,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3992,9 +4080,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4113,9 +4205,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4240,9 +4336,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4364,9 +4464,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4490,9 +4594,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4611,9 +4719,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4733,9 +4845,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4859,9 +4975,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4984,9 +5104,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5124,9 +5248,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5270,9 +5398,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5396,9 +5528,13 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency (Postgres, Redis) is unavailable. */
+            /**
+             * @description A dependency (Postgres, Redis, the payment provider) is unavailable; retry after the
+             *     given number of seconds.
+             */
             503: {
                 headers: {
+                    "RETRY-AFTER": number;
                     [name: string]: unknown;
                 };
                 content: {
