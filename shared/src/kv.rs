@@ -10,11 +10,7 @@ use crate::config::Settings;
 /// Opens the Postgres pool lazily-checked: the first connection is made now so a wrong URL fails
 /// start-up instead of the first request.
 pub async fn connect_postgres(settings: &Settings) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(settings.database_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(&settings.database_url)
-        .await
+    pool_options(settings).connect(&settings.database_url).await
 }
 
 /// Opens a reconnecting Redis connection. The response timeout is raised from the 500 ms
@@ -31,10 +27,14 @@ pub async fn connect_redis(url: &str) -> Result<ConnectionManager, redis::RedisE
 /// A pool that opens no connection until one is asked for: for a process that needs
 /// `Services` but not the database (the scheduler), so that it holds no idle connection.
 pub fn lazy_postgres(settings: &Settings) -> Result<PgPool, sqlx::Error> {
+    pool_options(settings).connect_lazy(&settings.database_url)
+}
+
+/// The pool limits every process uses.
+fn pool_options(settings: &Settings) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(settings.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy(&settings.database_url)
 }
 
 /// Creates the database named in `url` if it does not exist yet (developer convenience for the

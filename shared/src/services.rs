@@ -46,16 +46,18 @@ impl Services {
         let pool = crate::kv::connect_postgres(&settings)
             .await
             .context("Failed to connect to Postgres (DATABASE_URL)")?;
-        let redis = crate::kv::connect_redis(&settings.redis_url)
-            .await
-            .context("Failed to connect to Redis (REDIS_URL)")?;
-        Self::new(pool, redis, settings)
+        Self::over(pool, settings).await
     }
 
     /// Like [`Services::connect`], for a process that does not use Postgres (the scheduler):
     /// the pool opens no connection until one is asked for, so none is held idle.
     pub async fn connect_without_database(settings: Settings) -> anyhow::Result<Self> {
         let pool = crate::kv::lazy_postgres(&settings).context("Invalid DATABASE_URL")?;
+        Self::over(pool, settings).await
+    }
+
+    /// Connects to Redis and builds the clients over `pool`.
+    async fn over(pool: PgPool, settings: Settings) -> anyhow::Result<Self> {
         let redis = crate::kv::connect_redis(&settings.redis_url)
             .await
             .context("Failed to connect to Redis (REDIS_URL)")?;

@@ -2,13 +2,19 @@
 //!
 //! Each is stored as `text` in PostgreSQL under a `CHECK (status IN (...))` that lists exactly
 //! these values (see `migrations/`), and is encoded and decoded as that text: the one mapping
-//! is the `status_text!` list of each enum, used by `as_str`, by sqlx and (checked by a test)
-//! by serde.
+//! is the `status_enum!` declaration of each enum, used by `as_str`, sqlx and serde.
 
-/// Declares `as_str`, `Display` and the sqlx mapping (plain `text`, so no type lookup by name
-/// on a new connection) for a status enum from its variants' stored text.
-macro_rules! status_text {
-    ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+/// Declares a status enum from its variants and their stored text, written once: the enum
+/// (serde renamed to the same text), `as_str`, `Display` and the sqlx mapping (plain `text`,
+/// so no type lookup by name on a new connection).
+macro_rules! status_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
+        }
+
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [Self] = &[$(Self::$variant),+];
@@ -61,77 +67,53 @@ macro_rules! status_text {
     };
 }
 
-/// Where an order is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    /// Holding its units until paid or expired.
-    PendingPayment,
-    /// Paid.
-    Paid,
-    /// Some lines refunded.
-    PartiallyRefunded,
-    /// Not paid in time; units released.
-    Expired,
-    /// Cancelled before payment.
-    Cancelled,
-    /// Every line refunded.
-    Refunded,
-}
+status_enum!(
+    /// Where an order is.
+    OrderStatus {
+        /// Holding its units until paid or expired.
+        PendingPayment = "pending_payment",
+        /// Paid.
+        Paid = "paid",
+        /// Some lines refunded.
+        PartiallyRefunded = "partially_refunded",
+        /// Not paid in time; units released.
+        Expired = "expired",
+        /// Cancelled before payment.
+        Cancelled = "cancelled",
+        /// Every line refunded.
+        Refunded = "refunded",
+    }
+);
 
-status_text!(OrderStatus {
-    PendingPayment = "pending_payment",
-    Paid = "paid",
-    PartiallyRefunded = "partially_refunded",
-    Expired = "expired",
-    Cancelled = "cancelled",
-    Refunded = "refunded",
-});
+status_enum!(
+    /// Where one line of an order is.
+    LineStatus {
+        /// The order is not paid yet.
+        AwaitingPayment = "awaiting_payment",
+        /// Paid; the seller has not shipped it.
+        AwaitingShipment = "awaiting_shipment",
+        /// Shipped with a tracking code.
+        Shipped = "shipped",
+        /// The order was cancelled or expired.
+        Cancelled = "cancelled",
+        /// Refunded.
+        Refunded = "refunded",
+    }
+);
 
-/// Where one line of an order is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LineStatus {
-    /// The order is not paid yet.
-    AwaitingPayment,
-    /// Paid; the seller has not shipped it.
-    AwaitingShipment,
-    /// Shipped with a tracking code.
-    Shipped,
-    /// The order was cancelled or expired.
-    Cancelled,
-    /// Refunded.
-    Refunded,
-}
-
-status_text!(LineStatus {
-    AwaitingPayment = "awaiting_payment",
-    AwaitingShipment = "awaiting_shipment",
-    Shipped = "shipped",
-    Cancelled = "cancelled",
-    Refunded = "refunded",
-});
-
-/// Where a background job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    /// Waiting for a worker.
-    Queued,
-    /// Being processed (or waiting for a retry).
-    Running,
-    /// Done; `result` says what came of it.
-    Succeeded,
-    /// Given up; `error_code` and `error_message` say why.
-    Failed,
-}
-
-status_text!(JobStatus {
-    Queued = "queued",
-    Running = "running",
-    Succeeded = "succeeded",
-    Failed = "failed",
-});
+status_enum!(
+    /// Where a background job is.
+    JobStatus {
+        /// Waiting for a worker.
+        Queued = "queued",
+        /// Being processed (or waiting for a retry).
+        Running = "running",
+        /// Done; `result` says what came of it.
+        Succeeded = "succeeded",
+        /// Given up; `error_code` and `error_message` say why.
+        Failed = "failed",
+    }
+);
 
 impl JobStatus {
     /// Whether the job reached `succeeded` or `failed`.
@@ -140,35 +122,27 @@ impl JobStatus {
     }
 }
 
-/// Where an address is in its validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AddressStatus {
-    /// Being geocoded.
-    Pending,
-    /// Usable at checkout.
-    Verified,
-    /// A partial match: the owner confirms it or enters the address again.
-    NeedsReview,
-    /// Not found.
-    Invalid,
-    /// Could not be checked.
-    Failed,
-}
-
-status_text!(AddressStatus {
-    Pending = "pending",
-    Verified = "verified",
-    NeedsReview = "needs_review",
-    Invalid = "invalid",
-    Failed = "failed",
-});
+status_enum!(
+    /// Where an address is in its validation.
+    AddressStatus {
+        /// Being geocoded.
+        Pending = "pending",
+        /// Usable at checkout.
+        Verified = "verified",
+        /// A partial match: the owner confirms it or enters the address again.
+        NeedsReview = "needs_review",
+        /// Not found.
+        Invalid = "invalid",
+        /// Could not be checked.
+        Failed = "failed",
+    }
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `as_str` (which sqlx uses) and serde must agree on every variant's text.
+    /// `as_str` (which sqlx uses) and serde agree on every variant's text.
     fn agrees<T: serde::Serialize>(all: &[T], as_str: impl Fn(&T) -> &'static str) {
         for v in all {
             assert_eq!(
