@@ -5,6 +5,8 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 
+use crate::chaos::ChaosArgs;
+
 pub(crate) const USAGE: &str = "\
 bench: drives the real HTTP API with many concurrent buyers.
 
@@ -13,6 +15,8 @@ USAGE:
   bench reset-db [--database-url URL]   drop and create the database named in the URL
   bench wait-ready [--api URL] [--timeout-secs N]   wait until GET /health/ready answers 200
   bench clean-redis --redis-prefix bench-...   delete a bench run's Redis keys (queues, gate)
+  bench chaos [--short] [CHAOS FLAGS]   the fault drill: its own PostgreSQL, Redis and fake
+                                    Stripe, api + 2 workers + scheduler, faults under load
 
 SCENARIOS:
   hot    many buyers race for few units of one listing (thundering herd at one instant)
@@ -46,6 +50,15 @@ FLAGS (environment fallback in brackets):
   --no-poll                 do not long-poll jobs over HTTP; watch them finish in Postgres instead
   --out-dir DIR             where JSON summaries go (bench-results)
   --label TEXT              free text stored in the JSON (e.g. the server settings)
+
+CHAOS FLAGS (environment fallback in brackets):
+  --short                   the CI version: 30 s of load, faults compressed, 60 s to settle
+  --chaos-secs N            load duration [BENCH_CHAOS_SECS] (60; 30 with --short)
+  --settle-secs N           how long the system may take to settle afterwards
+                            [BENCH_CHAOS_SETTLE_SECS] (120; 60 with --short)
+  --clients N               concurrent clients [BENCH_CHAOS_CLIENTS] (16)
+  --bin-dir DIR             where api, worker and scheduler are (next to this binary)
+  --work-dir DIR            scratch directory for the cluster (a new one under /tmp)
 ";
 
 /// Which load shape to run.
@@ -108,6 +121,7 @@ pub(crate) enum Command {
     ResetDb { database_url: String },
     WaitReady { api: String, timeout: Duration },
     CleanRedis { redis_url: String, prefix: String },
+    Chaos(Box<ChaosArgs>),
     Help,
 }
 
@@ -165,6 +179,18 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Co
     };
     let mut sub: Option<String> = None;
     let mut timeout = Duration::from_secs(30);
+    let env_secs = |name: &str| -> anyhow::Result<Option<u64>> {
+        match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+            Some(v) => number(name, &v).map(Some),
+            None => Ok(None),
+        }
+    };
+    let mut short = false;
+    let mut chaos_secs = env_secs("BENCH_CHAOS_SECS")?;
+    let mut settle_secs = env_secs("BENCH_CHAOS_SETTLE_SECS")?;
+    let mut clients: usize = env_secs("BENCH_CHAOS_CLIENTS")?.map_or(16, |n| n as usize);
+    let mut bin_dir: Option<PathBuf> = None;
+    let mut work_dir: Option<PathBuf> = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -207,11 +233,19 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Co
             "--no-poll" => run.poll = false,
             "--out-dir" => run.out_dir = PathBuf::from(value()?),
             "--label" => run.label = Some(value()?),
+            "--short" => short = true,
+            "--chaos-secs" => chaos_secs = Some(number(&flag, &value()?)?),
+            "--settle-secs" => settle_secs = Some(number(&flag, &value()?)?),
+            "--clients" => clients = number(&flag, &value()?)?,
+            "--bin-dir" => bin_dir = Some(PathBuf::from(value()?)),
+            "--work-dir" => work_dir = Some(PathBuf::from(value()?)),
             "hot" => run.scenarios.push(Scenario::Hot),
             "wide" => run.scenarios.push(Scenario::Wide),
             "paid" => run.scenarios.push(Scenario::Paid),
             "webhooks" => run.scenarios.push(Scenario::Webhooks),
-            "reset-db" | "wait-ready" | "clean-redis" if sub.is_none() => sub = Some(flag),
+            "reset-db" | "wait-ready" | "clean-redis" | "chaos" if sub.is_none() => {
+                sub = Some(flag)
+            }
             other => bail!("unknown argument {other:?} (see --help)"),
         }
     }
@@ -236,6 +270,27 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Co
     }
     if !(1..=1_000_000).contains(&run.hot_units) || !(1..=1_000_000).contains(&run.wide_stock) {
         bail!("--hot-units and --wide-stock must be between 1 and 1000000 (the API's limit)");
+    }
+    if sub.as_deref() == Some("chaos") {
+        if !run.scenarios.is_empty() {
+            bail!("chaos runs alone: its servers are its own");
+        }
+        let load = chaos_secs.unwrap_or(if short { 30 } else { 60 });
+        let settle = settle_secs.unwrap_or(if short { 60 } else { 120 });
+        if load < 12 || clients == 0 {
+            bail!("chaos needs at least 12 s of load (--chaos-secs) and one client");
+        }
+        return Ok(Command::Chaos(Box::new(ChaosArgs {
+            short,
+            load: Duration::from_secs(load),
+            settle: Duration::from_secs(settle),
+            clients,
+            bin_dir,
+            work_dir,
+            out_dir: run.out_dir,
+            label: run.label,
+            setup_concurrency: run.setup_concurrency,
+        })));
     }
     match sub.as_deref() {
         Some("reset-db") => Ok(Command::ResetDb {
@@ -318,5 +373,17 @@ mod tests {
         assert_eq!(run.scenarios, vec![Scenario::Paid, Scenario::Webhooks]);
         assert_eq!((run.paid_buyers, run.webhook_rate), (200, 500));
         assert_eq!(run.webhook_secret.as_deref(), Some("whsec_x"));
+    }
+
+    #[test]
+    fn chaos_takes_its_own_flags_and_runs_alone() {
+        let Command::Chaos(c) = parse_strs(&["chaos", "--short", "--clients=4"]).unwrap() else {
+            panic!("expected chaos");
+        };
+        assert!(c.short);
+        assert_eq!(c.clients, 4);
+        assert_eq!(c.load, Duration::from_secs(30));
+        assert!(parse_strs(&["chaos", "hot"]).is_err());
+        assert!(parse_strs(&["chaos", "--chaos-secs", "5"]).is_err());
     }
 }

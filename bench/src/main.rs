@@ -5,6 +5,7 @@
 //! and writes one JSON summary per scenario.
 
 mod args;
+mod chaos;
 mod client;
 mod load;
 mod output;
@@ -37,6 +38,11 @@ async fn main() -> anyhow::Result<()> {
             client::Api::new(&api, 1)?.wait_ready(timeout).await?;
         }
         Command::CleanRedis { redis_url, prefix } => clean_redis(&redis_url, &prefix).await?,
+        Command::Chaos(args) => {
+            if !chaos::run(*args).await? {
+                std::process::exit(1);
+            }
+        }
         Command::Run(run) => {
             let pool = PgPoolOptions::new()
                 .max_connections(4)
