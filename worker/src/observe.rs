@@ -85,14 +85,56 @@ where
         };
         let pool = self.pool.clone();
         let handled = self.inner.call(task);
-        Box::pin(async move {
+        let detached = Detached {
+            kind: delivery.kind,
+            label: delivery.label.clone(),
+            running: true,
+        };
+        // The delivery runs as its own task: when apalis drops the worker (a Redis restart or a
+        // FLUSHDB makes it fail, and the monitor starts a new one), the attempt in flight still
+        // finishes and commits its outcome, instead of being cut off between two statements
+        // and waiting for its lease to run out. Its task, never acknowledged, comes back as an
+        // orphan and finds the job done.
+        let running = tokio::spawn(async move {
             let stored_trace = delivery.stored_trace(&pool).await;
             let mut watch = Watch::start(&delivery, stored_trace.as_ref());
             let _lease = delivery.row.map(|id| LeaseKeeper::start(pool, id));
             let result = handled.bind_hub(watch.hub.clone()).await;
             watch.finish(&delivery, &result);
             result
+        });
+        Box::pin(async move {
+            let mut detached = detached;
+            let result = match running.await {
+                Ok(result) => result,
+                // Re-raised here for `catch_panic` (outside this layer); the panic itself was
+                // reported by the panic hook where it happened.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(e.into()),
+            };
+            detached.running = false;
+            result
         })
+    }
+}
+
+/// Says so when a worker stops waiting for a delivery that is still running (the worker was
+/// dropped, or its shutdown timeout ran out): the delivery goes on by itself.
+struct Detached {
+    kind: &'static str,
+    label: String,
+    running: bool,
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if self.running {
+            tracing::warn!(
+                job.kind = self.kind,
+                job.id = %self.label,
+                "job worker stopped during a delivery; the delivery finishes on its own"
+            );
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! and one line in [`visit_all`].
 
 mod checkout;
+mod claims;
 mod expire_orders;
 mod geocode_address;
 mod payment_event;
@@ -28,10 +29,18 @@ use std::{any::TypeId, fmt::Debug, future::Future, time::Duration};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use self::{
-    checkout::Checkout, expire_orders::ExpireOrders, geocode_address::GeocodeAddress,
-    payment_event::PaymentEvent, prune_jobs::PruneJobs, prune_sessions::PruneSessions,
-    purge_inactive::PurgeInactive, reconcile_payments::ReconcilePayments,
-    reconcile_stock::ReconcileStock, refund_order::RefundOrder, requeue_stale::RequeueStale,
+    checkout::Checkout,
+    claims::{CLAIM_LEASE, redelivery_delay, release_after_error},
+    expire_orders::ExpireOrders,
+    geocode_address::GeocodeAddress,
+    payment_event::PaymentEvent,
+    prune_jobs::PruneJobs,
+    prune_sessions::PruneSessions,
+    purge_inactive::PurgeInactive,
+    reconcile_payments::ReconcilePayments,
+    reconcile_stock::ReconcileStock,
+    refund_order::RefundOrder,
+    requeue_stale::RequeueStale,
 };
 use crate::{
     queue::{JobQueue, JobTask, Payload, PushError, TickTask},

@@ -52,13 +52,7 @@ async fn requeue_jobs(deps: &SweepDeps, report: &mut RequeueReport) -> Result<()
     for _ in 0..MAX_BATCHES {
         let stale = {
             let mut conn = deps.pool.acquire().await?;
-            sweeps::mark_stale_jobs(
-                &mut conn,
-                settings.requeue_grace,
-                settings.requeue_retry_grace,
-                BATCH,
-            )
-            .await?
+            sweeps::mark_stale_jobs(&mut conn, settings.requeue_grace, BATCH).await?
         };
         for (id, kind) in &stale {
             // A job's kind is the name of its queue.
@@ -99,13 +93,7 @@ async fn requeue_webhook_events(
     for _ in 0..MAX_BATCHES {
         let stale = {
             let mut conn = deps.pool.acquire().await?;
-            sweeps::mark_stale_webhook_events(
-                &mut conn,
-                settings.requeue_grace,
-                settings.requeue_retry_grace,
-                BATCH,
-            )
-            .await?
+            sweeps::mark_stale_webhook_events(&mut conn, settings.requeue_grace, BATCH).await?
         };
         for id in &stale {
             let task = WebhookEventTask {
