@@ -79,8 +79,22 @@ impl Watch {
                 .iter()
                 .filter_map(|name| Some((*name, req.header(name)?)))
                 .collect();
-            let context =
-                TransactionContext::continue_from_headers(method.as_str(), "http.server", headers);
+            // Without a caller's Sentry trace, the transaction takes the request's trace id
+            // (`request_trace`), so a log line and its Sentry trace share one id.
+            let context = match shared::telemetry::trace::current() {
+                Some(id) if req.header("sentry-trace").is_none() => {
+                    TransactionContext::new_with_trace_id(
+                        method.as_str(),
+                        "http.server",
+                        id.to_sentry(),
+                    )
+                }
+                _ => TransactionContext::continue_from_headers(
+                    method.as_str(),
+                    "http.server",
+                    headers,
+                ),
+            };
             let hub = Arc::new(Hub::new_from_top(Hub::main()));
             let transaction = hub.start_transaction(context);
             hub.configure_scope(|scope| scope.set_span(Some(transaction.clone().into())));

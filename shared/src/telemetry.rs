@@ -2,6 +2,7 @@
 //! ([`reporting`]).
 
 mod reporting;
+pub mod trace;
 
 use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
 use tracing::{Level, Metadata};
@@ -32,10 +33,13 @@ pub fn init(default_filter: &str, format: LogFormat) {
     let result = match format {
         LogFormat::Json => registry
             .with(
+                // The span list carries the `trace_id` of the request or job delivery (the
+                // outermost span) on every line, and its ids (`job.id`, `event.id`) too.
                 fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(false),
+                    .with_current_span(false)
+                    .with_span_list(true),
             )
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),

@@ -9,9 +9,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::telemetry::trace::TraceId;
 
 /// Jobs whose task Redis probably lost, marked as just re-pushed (`updated_at = now()`) so the
-/// next sweep leaves them alone for another grace period. Returns `(id, kind)`.
+/// next sweep leaves them alone for another grace period. Returns `(id, kind, trace id)`.
 ///
 /// * `queued`: unchanged for `grace`, and past its retry time (`retry_at`, set when an attempt
 ///   failed and a redelivery was scheduled) by `grace`, so a backoff in progress is left alone;
@@ -24,7 +25,7 @@ pub async fn mark_stale_jobs(
     conn: &mut PgConnection,
     grace: Duration,
     limit: i64,
-) -> Result<Vec<(Uuid, String)>, StoreError> {
+) -> Result<Vec<(Uuid, String, Option<TraceId>)>, StoreError> {
     Ok(sqlx::query!(
         "WITH stale AS (
              SELECT id FROM jobs
@@ -39,14 +40,14 @@ pub async fn mark_stale_jobs(
              LIMIT $2
              FOR UPDATE SKIP LOCKED)
          UPDATE jobs j SET updated_at = now() FROM stale WHERE j.id = stale.id
-         RETURNING j.id, j.kind",
+         RETURNING j.id, j.kind, j.trace_context->>'trace_id' AS trace_id",
         grace.as_secs_f64(),
         limit
     )
     .fetch_all(conn)
     .await?
     .into_iter()
-    .map(|r| (r.id, r.kind))
+    .map(|r| (r.id, r.kind, r.trace_id.and_then(|t| t.parse().ok())))
     .collect())
 }
 

@@ -253,7 +253,7 @@ mod tests {
         assert_eq!(periodic().len(), 7);
         assert_eq!(every(<ExpireOrders as Job>::NAME), 60);
         assert_eq!(every(<ReconcileStock as Job>::NAME), 300);
-        assert_eq!(every(<RequeueStale as Job>::NAME), 30);
+        assert_eq!(every(<RequeueStale as Job>::NAME), 15);
         assert_eq!(every(<PurgeInactive as Job>::NAME), 86_400);
         assert_eq!(every(<PruneJobs as Job>::NAME), 3_600);
         assert_eq!(every(<ReconcilePayments as Job>::NAME), 600);

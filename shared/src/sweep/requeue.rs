@@ -54,7 +54,7 @@ async fn requeue_jobs(deps: &SweepDeps, report: &mut RequeueReport) -> Result<()
             let mut conn = deps.pool.acquire().await?;
             sweeps::mark_stale_jobs(&mut conn, settings.requeue_grace, BATCH).await?
         };
-        for (id, kind) in &stale {
+        for (id, kind, trace_id) in &stale {
             // A job's kind is the name of its queue.
             let Some(job) = row_jobs.iter().find(|job| **job == kind.as_str()) else {
                 tracing::error!(job.id = %id, job.kind = %kind, "stale job of an unknown kind");
@@ -62,7 +62,14 @@ async fn requeue_jobs(deps: &SweepDeps, report: &mut RequeueReport) -> Result<()
                 continue;
             };
             match queue
-                .push(job, JobTask { job_id: *id }, Duration::ZERO)
+                .push(
+                    job,
+                    JobTask {
+                        job_id: *id,
+                        trace_id: *trace_id,
+                    },
+                    Duration::ZERO,
+                )
                 .await
             {
                 Ok(()) => {
@@ -96,9 +103,7 @@ async fn requeue_webhook_events(
             sweeps::mark_stale_webhook_events(&mut conn, settings.requeue_grace, BATCH).await?
         };
         for id in &stale {
-            let task = WebhookEventTask {
-                event_id: id.clone(),
-            };
+            let task = WebhookEventTask::new(id.clone());
             match PaymentEvent::enqueue(&queue, task).await {
                 Ok(()) => {
                     tracing::info!(event.id = %id, "unprocessed webhook event pushed again");

@@ -99,7 +99,7 @@ async fn requeue_stale_pushes_again_a_job_whose_push_was_lost() {
     assert_eq!(first.jobs, 1);
     assert_eq!(second.jobs, 0);
     let payloads = queued_payloads(&app, jobs::Checkout::NAME).await;
-    assert_eq!(payloads, vec![json!(JobTask { job_id: job })]);
+    assert_eq!(payloads, vec![json!(JobTask::new(job))]);
     assert_eq!(app.run_checkout_jobs().await.len(), 1);
 }
 
