@@ -64,7 +64,7 @@ COPY --from=builder /out/api /out/worker /out/scheduler /usr/local/bin/
 COPY --from=web /web/dist /usr/share/marketplace/web
 
 ENV APP_ENV=production \
-    API_ADDR=0.0.0.0:8080 \
+    PORT=8080 \
     WEB_DIR=/usr/share/marketplace/web \
     LOG_FORMAT=json \
     RUST_LOG=info
