@@ -83,7 +83,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .with_context(|| format!("Failed to listen on METRICS_ADDR {addr}"))?;
         tracing::info!(metrics.addr = %bound, "metrics listening");
     }
-    metrics::LEADER.set(&[], 0.0);
+    metrics::LEADER.set([], 0);
     // The lock is kept (or sought) until the monitor has stopped, then released at once, so
     // another replica takes over without waiting for it to expire.
     let (stop_leading, stopped) = tokio::sync::oneshot::channel::<()>();
