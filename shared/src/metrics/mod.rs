@@ -138,6 +138,26 @@ pub static PAYMENT_DRIFT: Gauge<1> = Gauge::gauge(
     &["kind"],
 );
 
+/// scheduler (the leader only): work waiting in PostgreSQL per queue, read at each scrape:
+/// `jobs` rows still `queued` (also those waiting for a retry) by kind, for every job with a
+/// row, and unprocessed webhook events as `payment_event`. Seen from PostgreSQL rather than a
+/// worker, so it is there when no worker is (and one replica exports it, so `sum` and `max`
+/// over replicas are that value).
+pub static JOB_QUEUE_BACKLOG: Gauge<1> = Gauge::gauge(
+    "job_queue_backlog",
+    "Work waiting in PostgreSQL for a worker, by queue (queued jobs rows; unprocessed webhook \
+     events as payment_event); exported by the scheduler leader only.",
+    &["queue"],
+);
+
+/// scheduler (the leader only): how long the oldest waiting item of each queue has waited.
+pub static JOB_QUEUE_OLDEST_AGE: FloatGauge<1> = FloatGauge::float_gauge(
+    "job_queue_oldest_age_seconds",
+    "Seconds since the oldest work waiting in PostgreSQL was created, by queue (0 when none); \
+     exported by the scheduler leader only.",
+    &["queue"],
+);
+
 /// What the api exposes (and every process: `build_info` and the process metrics).
 pub const API_FAMILIES: &[&dyn Exported] = &[
     &HTTP_REQUESTS,
@@ -161,7 +181,8 @@ pub const WORKER_FAMILIES: &[&dyn Exported] = &[
 ];
 
 /// What the scheduler exposes (with `build_info` and the process metrics).
-pub const SCHEDULER_FAMILIES: &[&dyn Exported] = &[&LEADER, &TICKS];
+pub const SCHEDULER_FAMILIES: &[&dyn Exported] =
+    &[&LEADER, &TICKS, &JOB_QUEUE_BACKLOG, &JOB_QUEUE_OLDEST_AGE];
 
 #[cfg(test)]
 mod tests {
@@ -223,6 +244,8 @@ mod tests {
             "stock_gate_drift_units",
             "stock_gate_reconciled_listings",
             "payment_drift_orders",
+            "job_queue_backlog",
+            "job_queue_oldest_age_seconds",
             "build_info",
             "process_cpu_seconds_total",
             "process_start_time_seconds",
