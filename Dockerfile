@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # One image, three binaries: `api` (default, also serving the web client at /), `worker`, `scheduler`.
-#   docker build -t marketplace .
+#   docker build -t marketplace --build-arg GIT_COMMIT="$(git rev-parse HEAD)" .
 #   docker run --rm marketplace api migrate      # create the database if missing, apply migrations, exit
 #   docker run --rm -p 8080:8080 marketplace      # serve HTTP on 0.0.0.0:8080
 #   docker run --rm marketplace worker            # or: scheduler
@@ -36,6 +36,11 @@ ENV SQLX_OFFLINE=true \
     CARGO_INCREMENTAL=0
 
 COPY . .
+
+# The commit the binaries report as `build_info{commit}` (read at compile time; `unknown` when not
+# given): docker build --build-arg GIT_COMMIT="$(git rev-parse HEAD)" .
+ARG GIT_COMMIT=unknown
+ENV GIT_COMMIT=${GIT_COMMIT}
 
 # The crate registry, git checkouts and the target dir are BuildKit cache mounts, so a rebuild after a
 # source edit recompiles only the workspace crates. The target dir is not part of any layer, so the

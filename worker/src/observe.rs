@@ -35,7 +35,7 @@ impl ObserveLayer {
     /// For the worker of job `kind`; `pool` reads trace contexts and extends leases.
     pub fn new(kind: &'static str, pool: PgPool) -> Self {
         // Creates the series (at 0) without resetting it when a failed worker is rebuilt.
-        metrics::JOBS_IN_FLIGHT.add(&[kind], 0.0);
+        metrics::JOBS_IN_FLIGHT.add([kind], 0);
         Self { kind, pool }
     }
 }
@@ -173,7 +173,7 @@ struct Watch {
 
 impl Watch {
     fn start(delivery: &Delivery, stored_trace: Option<&serde_json::Value>) -> Self {
-        metrics::JOBS_IN_FLIGHT.add(&[delivery.kind], 1.0);
+        metrics::JOBS_IN_FLIGHT.add([delivery.kind], 1);
         let hub = Arc::new(Hub::new_from_top(Hub::main()));
         let context =
             shared::telemetry::continue_trace(delivery.kind, "queue.process", stored_trace);
@@ -214,10 +214,10 @@ impl Watch {
         self.record(outcome, status);
     }
 
-    fn record(&mut self, outcome: &str, status: SpanStatus) {
-        metrics::JOBS_IN_FLIGHT.add(&[self.kind], -1.0);
-        metrics::JOBS.inc(&[self.kind, outcome]);
-        metrics::JOB_DURATION.observe(&[self.kind], self.started.elapsed().as_secs_f64());
+    fn record(&mut self, outcome: &'static str, status: SpanStatus) {
+        metrics::JOBS_IN_FLIGHT.add([self.kind], -1);
+        metrics::JOBS.inc([self.kind, outcome]);
+        metrics::JOB_DURATION.observe([self.kind], self.started.elapsed().as_secs_f64());
         if let Some(transaction) = self.transaction.take() {
             transaction.set_status(status);
             // Finishing applies the current hub's scope to the transaction.

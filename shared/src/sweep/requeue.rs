@@ -74,7 +74,7 @@ async fn requeue_jobs(deps: &SweepDeps, report: &mut RequeueReport) -> Result<()
             {
                 Ok(()) => {
                     tracing::info!(job.id = %id, job.kind = %kind, "stale job pushed again");
-                    metrics::REQUEUED.inc(&[job]);
+                    metrics::REQUEUED.inc([*job]);
                     report.jobs += 1;
                 }
                 Err(e) => {
@@ -107,7 +107,7 @@ async fn requeue_webhook_events(
             match PaymentEvent::enqueue(&queue, task).await {
                 Ok(()) => {
                     tracing::info!(event.id = %id, "unprocessed webhook event pushed again");
-                    metrics::REQUEUED.inc(&[PaymentEvent::NAME]);
+                    metrics::REQUEUED.inc([PaymentEvent::NAME]);
                     report.webhook_events += 1;
                 }
                 Err(e) => {
