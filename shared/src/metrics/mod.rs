@@ -258,5 +258,33 @@ mod tests {
         assert!(!text.contains("_total_total"), "{text}");
     }
 
+    /// `ops/metrics.txt` lists every exported family (`<name> <type>`), for the checks of the
+    /// alert rules and dashboards (`scripts/ops-check`), which read it instead of the code.
+    #[test]
+    fn ops_metrics_txt_lists_exactly_the_exported_families() {
+        let families: Vec<&dyn Exported> =
+            [API_FAMILIES, WORKER_FAMILIES, SCHEDULER_FAMILIES].concat();
+        let text = render(&families);
+        let mut exported: Vec<String> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .map(str::to_owned)
+            .collect();
+        exported.sort();
+        exported.dedup();
+        let listed: Vec<String> = include_str!("../../../ops/metrics.txt")
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            listed,
+            exported,
+            "update ops/metrics.txt to:\n{}",
+            exported.join("\n")
+        );
+    }
+
     const HTTP_REQUESTS_HELP: &str = "HTTP requests answered, by route, method and status.";
 }
