@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # One image, three binaries: `api` (default, also serving the web client at /), `worker`, `scheduler`.
-#   docker build -t marketplace .
+#   docker build -t marketplace --build-arg GIT_COMMIT="$(git rev-parse HEAD)" .
 #   docker run --rm marketplace api migrate      # create the database if missing, apply migrations, exit
 #   docker run --rm -p 8080:8080 marketplace      # serve HTTP on 0.0.0.0:8080
 #   docker run --rm marketplace worker            # or: scheduler
@@ -37,6 +37,11 @@ ENV SQLX_OFFLINE=true \
 
 COPY . .
 
+# The commit the binaries report as `build_info{commit}` (read at compile time; `unknown` when not
+# given): docker build --build-arg GIT_COMMIT="$(git rev-parse HEAD)" .
+ARG GIT_COMMIT=unknown
+ENV GIT_COMMIT=${GIT_COMMIT}
+
 # The crate registry, git checkouts and the target dir are BuildKit cache mounts, so a rebuild after a
 # source edit recompiles only the workspace crates. The target dir is not part of any layer, so the
 # binaries are copied out of it in the same RUN.
@@ -64,7 +69,7 @@ COPY --from=builder /out/api /out/worker /out/scheduler /usr/local/bin/
 COPY --from=web /web/dist /usr/share/marketplace/web
 
 ENV APP_ENV=production \
-    API_ADDR=0.0.0.0:8080 \
+    PORT=8080 \
     WEB_DIR=/usr/share/marketplace/web \
     LOG_FORMAT=json \
     RUST_LOG=info

@@ -1,8 +1,10 @@
 //! Wakes `GET /jobs/{id}?wait=N` long-polls as soon as a worker announces the job finished.
 //!
 //! One Redis subscription per api process feeds a map of waiters keyed by job id, so each
-//! announcement wakes only the requests waiting for that job. If the subscription drops it is
-//! re-established; meanwhile waiters simply run into their timeout and re-read Postgres.
+//! announcement wakes only the requests waiting for that job. If the subscription drops (a Redis
+//! restart) it is re-established, and then every waiting request is woken once: announcements
+//! made while it was down are lost, so each re-reads its job in PostgreSQL and answers (a
+//! client still waiting polls again) instead of sleeping through its whole `wait`.
 
 use std::{
     collections::HashMap,
@@ -93,6 +95,7 @@ async fn subscribe(url: &str, channel: &str, waiters: &Waiters) -> redis::RedisR
     let client = redis::Client::open(url)?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(channel).await?;
+    wake_all(waiters);
     let mut messages = pubsub.on_message();
     while let Some(msg) = messages.next().await {
         let Ok(payload) = msg.get_payload::<String>() else {
@@ -110,4 +113,15 @@ async fn subscribe(url: &str, channel: &str, waiters: &Waiters) -> redis::RedisR
         }
     }
     Ok(())
+}
+
+/// Wakes every registered request (see the module comment).
+fn wake_all(waiters: &Waiters) {
+    let all: Vec<Arc<Notify>> = waiters
+        .lock()
+        .map(|map| map.values().cloned().collect())
+        .unwrap_or_default();
+    for notify in all {
+        notify.notify_waiters();
+    }
 }

@@ -9,6 +9,7 @@ pub mod job_waiter;
 pub mod observe;
 pub mod optional_body;
 pub mod page;
+pub mod request_trace;
 pub mod routes;
 pub mod security;
 pub mod state;
@@ -23,7 +24,7 @@ use poem::{
     endpoint::BoxEndpoint,
     http::Method,
     listener::TcpListener,
-    middleware::{CatchPanic, Cors, RequestId, Tracing},
+    middleware::{CatchPanic, Cors, Tracing},
 };
 use poem_openapi::OpenApiService;
 use shared::config::Settings;
@@ -58,6 +59,7 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
             .and_then(web::WebClient::open),
     );
     let origins = state.settings.allowed_origins.clone();
+    let proxies = Arc::new(state.settings.auth.trusted_proxies.clone());
     Route::new()
         .nest("/", service)
         .at("/openapi.json", spec)
@@ -71,7 +73,7 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
         .around(move |next, req| allow::add_allow(next, allowed.clone(), req))
         .around(move |next, req| web::serve(next, web_client.clone(), req))
         .with(Tracing)
-        .with(RequestId::default())
+        .around(move |next, req| request_trace::request_trace(next, proxies.clone(), req))
         // Outermost, so a preflight is answered before routing (which knows no OPTIONS).
         .with_if(!origins.is_empty(), cors(&origins))
         .boxed()

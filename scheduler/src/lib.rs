@@ -9,7 +9,12 @@
 //! ([`shared::leader`]) pushes the ticks; the others count them as `not_leader`. If the leader
 //! dies, another replica takes the lock within 1.3 × `SCHEDULER_LEADER_TTL_SECS` (13 s by
 //! default) and emits the next ticks.
+//!
+//! The leader also exports the queue backlog metrics (`job_queue_backlog`,
+//! `job_queue_oldest_age_seconds`), read from PostgreSQL at each scrape ([`metrics`]): the one
+//! use the scheduler has for the database.
 
+pub mod metrics;
 pub mod schedules;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -20,7 +25,6 @@ use futures::FutureExt as _;
 use shared::{
     config::Settings,
     leader::LeaderLock,
-    metrics,
     services::Services,
     shutdown::{StopSignal, shutdown_signal},
 };
@@ -28,6 +32,10 @@ use shared::{
 /// How long a tick that is being handled may take after SIGTERM. Ticks only push jobs (one
 /// Redis call each), so this is generous, yet short enough not to delay a deploy.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most PostgreSQL connections a scheduler opens (fewer if `DATABASE_MAX_CONNECTIONS` is
+/// lower): one answers a scrape; the second spares a scrape waiting behind a slow one.
+pub const MAX_DATABASE_CONNECTIONS: u32 = 2;
 
 /// What the scheduler runs with.
 #[derive(Clone)]
@@ -44,10 +52,15 @@ pub struct SchedulerContext {
 impl SchedulerContext {
     /// Reads the schedules (`SCHEDULE_<JOB>` from the environment) and connects to Redis, so
     /// that a bad schedule or a wrong URL stops start-up instead of every tick.
-    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn connect(mut settings: Settings) -> anyhow::Result<Self> {
         let schedules = schedules::from_lookup(|name| std::env::var(name).ok())?;
-        // Ticks only push to Redis: the scheduler holds no database connection.
-        let services = Services::connect_without_database(settings).await?;
+        // Ticks only push to Redis; PostgreSQL serves the leader's backlog metric alone, so the
+        // pool is small and connects on the first scrape that needs it: a database outage
+        // never stops the ticks.
+        settings.database_max_connections = settings
+            .database_max_connections
+            .min(MAX_DATABASE_CONNECTIONS);
+        let services = Services::connect_lazily(settings).await?;
         let holder = format!("{}-{}", shared::telemetry::host_name(), std::process::id());
         let leader = LeaderLock::new(
             services.redis.clone(),
@@ -78,12 +91,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let signal = shutdown_signal().context("Failed to install signal handlers")?;
     let ctx = SchedulerContext::connect(settings).await?;
     if let Some(addr) = ctx.settings.metrics_addr {
-        let bound = metrics::serve(addr, metrics::SCHEDULER_FAMILIES, None)
-            .await
-            .with_context(|| format!("Failed to listen on METRICS_ADDR {addr}"))?;
-        tracing::info!(metrics.addr = %bound, "metrics listening");
+        metrics::serve(&ctx, addr).await?;
     }
-    metrics::LEADER.set(&[], 0.0);
+    shared::metrics::LEADER.set([], 0);
     // The lock is kept (or sought) until the monitor has stopped, then released at once, so
     // another replica takes over without waiting for it to expire.
     let (stop_leading, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -55,7 +55,7 @@ pub fn register_all(monitor: Monitor, ctx: &SchedulerContext) -> Monitor {
             continue;
         };
         for outcome in ["emitted", "not_leader", "failed"] {
-            metrics::TICKS.add(&[job, outcome], 0.0);
+            metrics::TICKS.add([job, outcome], 0);
         }
         let emitter = Emitter {
             job,
@@ -84,18 +84,18 @@ async fn emit(tick: Tick, emitter: Data<Emitter>) -> Result<(), BoxDynError> {
             tick.scheduled_at = scheduled_at,
             "not the leader; tick skipped"
         );
-        metrics::TICKS.inc(&[job, "not_leader"]);
+        metrics::TICKS.inc([job, "not_leader"]);
         return Ok(());
     }
     let tick = TickTask { scheduled_at };
     match emitter.queue.push(job, tick, Duration::ZERO).await {
         Ok(()) => {
             tracing::info!(job, tick.scheduled_at = scheduled_at, "tick emitted");
-            metrics::TICKS.inc(&[job, "emitted"]);
+            metrics::TICKS.inc([job, "emitted"]);
         }
         Err(e) => {
             tracing::error!(job, error.message = %e, error.cause_chain = ?e, "could not emit tick");
-            metrics::TICKS.inc(&[job, "failed"]);
+            metrics::TICKS.inc([job, "failed"]);
         }
     }
     Ok(())

@@ -3,7 +3,11 @@
 //! Every variable has a default that works on a developer machine; a bad value stops start-up
 //! with an error naming the variable.
 
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    str::FromStr,
+    time::Duration,
+};
 
 use secrecy::SecretString;
 
@@ -60,7 +64,8 @@ pub struct Settings {
     pub redis_url: String,
     /// `REDIS_PREFIX`: namespace for every key and queue this deployment owns (default `mp`).
     pub redis_prefix: String,
-    /// `API_ADDR`.
+    /// `API_ADDR`; when it is unset and `PORT` is set (what Heroku-like platforms give a `web`
+    /// process), `0.0.0.0:$PORT`; else `127.0.0.1:8080`.
     pub api_addr: SocketAddr,
     /// `RUN_MIGRATIONS`: apply pending migrations when the api starts (default true in dev).
     pub run_migrations: bool,
@@ -278,7 +283,7 @@ impl Settings {
             database_max_connections: env.parse("DATABASE_MAX_CONNECTIONS", 10)?,
             redis_url: env.string("REDIS_URL", "redis://127.0.0.1:6379"),
             redis_prefix: env.string("REDIS_PREFIX", "mp"),
-            api_addr: env.parse("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            api_addr: api_addr(&env)?,
             run_migrations: env.parse("RUN_MIGRATIONS", app_env == AppEnv::Dev)?,
             log_format,
             auth: AuthSettings {
@@ -339,6 +344,18 @@ impl Settings {
                 .transpose()?,
         })
     }
+}
+
+/// `API_ADDR` wins; without it a platform's `PORT` is served on every interface (the platform's
+/// router connects from outside the container); without either, loopback port 8080.
+fn api_addr<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<SocketAddr, ConfigError> {
+    const DEFAULT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+    if env.optional("API_ADDR").is_some() || env.optional("PORT").is_none() {
+        return env.parse("API_ADDR", DEFAULT);
+    }
+    // PORT is set here, so the default is never used.
+    let port: u16 = env.bounded("PORT", 8080, 1, u16::MAX)?;
+    Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
 }
 
 /// `ALLOWED_ORIGINS`: comma-separated `scheme://host[:port]` origins (no path, no `*`: a wildcard
@@ -628,6 +645,37 @@ mod tests {
         assert_eq!(err.name, "API_ADDR");
         let err = settings(&[("ORDER_TTL_SECS", "0")]).unwrap_err();
         assert_eq!(err.name, "ORDER_TTL_SECS");
+    }
+
+    #[test]
+    fn a_platform_port_is_served_on_every_interface_unless_api_addr_is_set() {
+        let s = settings(&[("PORT", "5000")]).unwrap();
+        assert_eq!(s.api_addr.to_string(), "0.0.0.0:5000");
+        let s = settings(&[("PORT", " 5000 "), ("API_ADDR", "")]).unwrap();
+        assert_eq!(
+            s.api_addr.to_string(),
+            "0.0.0.0:5000",
+            "a blank API_ADDR is unset"
+        );
+        let s = settings(&[("PORT", "5000"), ("API_ADDR", "127.0.0.1:9000")]).unwrap();
+        assert_eq!(s.api_addr.to_string(), "127.0.0.1:9000");
+        let s = settings(&[("PORT", "")]).unwrap();
+        assert_eq!(
+            s.api_addr.to_string(),
+            "127.0.0.1:8080",
+            "a blank PORT is unset"
+        );
+    }
+
+    #[test]
+    fn a_bad_port_names_the_variable() {
+        for bad in ["http", "0", "-1", "65536", "80.5", "0.0.0.0:80"] {
+            let err = settings(&[("PORT", bad)]).unwrap_err();
+            assert_eq!(err.name, "PORT", "{bad}");
+        }
+        // Not read at all when API_ADDR is set.
+        let s = settings(&[("PORT", "http"), ("API_ADDR", "127.0.0.1:9000")]).unwrap();
+        assert_eq!(s.api_addr.to_string(), "127.0.0.1:9000");
     }
 
     #[test]

@@ -24,8 +24,8 @@ pub async fn connect_redis(url: &str) -> Result<ConnectionManager, redis::RedisE
     client.get_connection_manager_with_config(config).await
 }
 
-/// A pool that opens no connection until one is asked for: for a process that needs
-/// `Services` but not the database (the scheduler), so that it holds no idle connection.
+/// A pool that opens no connection until one is asked for: for a process that uses the
+/// database only now and then (the scheduler), so that it holds no idle connection before.
 pub fn lazy_postgres(settings: &Settings) -> Result<PgPool, sqlx::Error> {
     pool_options(settings).connect_lazy(&settings.database_url)
 }

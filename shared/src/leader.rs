@@ -142,7 +142,7 @@ impl LeaderLock {
                 tracing::warn!(leader.token = %self.inner.token, "lost scheduler leadership");
             }
         }
-        metrics::LEADER.set(&[], if is_leader { 1.0 } else { 0.0 });
+        metrics::LEADER.set([], i64::from(is_leader));
         is_leader
     }
 
@@ -150,7 +150,7 @@ impl LeaderLock {
     pub async fn release(&self) {
         let was_leader = self.is_leader();
         self.set_valid_until(None);
-        metrics::LEADER.set(&[], 0.0);
+        metrics::LEADER.set([], 0);
         if !was_leader {
             return;
         }

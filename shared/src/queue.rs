@@ -16,7 +16,10 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-use crate::config::{ConfigError, WorkerSettings};
+use crate::{
+    config::{ConfigError, WorkerSettings},
+    telemetry::trace::{self, TraceId},
+};
 
 /// How long an idempotency key blocks a duplicate push. apalis-redis 1.0.0 deletes the key at
 /// once when no TTL is set, so without this every duplicate cron tick would be queued again.
@@ -86,6 +89,10 @@ pub trait Payload:
     fn job_row(&self) -> Option<Uuid>;
     /// The task's id in logs and reports: the row id, the webhook event id, the tick.
     fn label(&self) -> String;
+    /// The trace the task was pushed in (see `telemetry::trace`), if it carries one.
+    fn trace_id(&self) -> Option<TraceId> {
+        None
+    }
     /// The Redis idempotency key of a push onto the queue of `job`, if duplicates are to be
     /// dropped by Redis (only ticks: every other handler claims its row in Postgres first).
     fn idempotency_key(&self, _job: &str) -> Option<String> {
@@ -93,11 +100,24 @@ pub trait Payload:
     }
 }
 
-/// The task of a job tracked in the `jobs` table: just the row id.
+/// The task of a job tracked in the `jobs` table: the row id, and the trace it was pushed in.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JobTask {
     /// `jobs.id`.
     pub job_id: Uuid,
+    /// The trace of the request or job that pushed it (absent in tasks pushed outside one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<TraceId>,
+}
+
+impl JobTask {
+    /// The task of row `job_id`, in the current trace.
+    pub fn new(job_id: Uuid) -> Self {
+        Self {
+            job_id,
+            trace_id: trace::current(),
+        }
+    }
 }
 
 impl Payload for JobTask {
@@ -106,6 +126,9 @@ impl Payload for JobTask {
     }
     fn label(&self) -> String {
         self.job_id.to_string()
+    }
+    fn trace_id(&self) -> Option<TraceId> {
+        self.trace_id
     }
 }
 
@@ -138,6 +161,19 @@ impl Payload for TickTask {
 pub struct WebhookEventTask {
     /// `webhook_events.id`, e.g. `evt_1QxR…` or `evt_dev_…`.
     pub event_id: String,
+    /// The trace of the webhook request that recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<TraceId>,
+}
+
+impl WebhookEventTask {
+    /// The task of event `event_id`, in the current trace.
+    pub fn new(event_id: String) -> Self {
+        Self {
+            event_id,
+            trace_id: trace::current(),
+        }
+    }
 }
 
 impl Payload for WebhookEventTask {
@@ -146,6 +182,9 @@ impl Payload for WebhookEventTask {
     }
     fn label(&self) -> String {
         self.event_id.clone()
+    }
+    fn trace_id(&self) -> Option<TraceId> {
+        self.trace_id
     }
 }
 
@@ -291,14 +330,10 @@ mod tests {
             tick.idempotency_key("prune_jobs").as_deref(),
             Some("prune_jobs-60")
         );
-        let row = JobTask {
-            job_id: Uuid::nil(),
-        };
+        let row = JobTask::new(Uuid::nil());
         assert_eq!(row.idempotency_key("checkout"), None);
         assert_eq!(row.job_row(), Some(Uuid::nil()));
-        let event = WebhookEventTask {
-            event_id: "evt_1".into(),
-        };
+        let event = WebhookEventTask::new("evt_1".into());
         assert_eq!(event.idempotency_key("payment_event"), None);
         assert_eq!(event.label(), "evt_1");
     }

@@ -49,9 +49,11 @@ impl Services {
         Self::over(pool, settings).await
     }
 
-    /// Like [`Services::connect`], for a process that does not use Postgres (the scheduler):
-    /// the pool opens no connection until one is asked for, so none is held idle.
-    pub async fn connect_without_database(settings: Settings) -> anyhow::Result<Self> {
+    /// Like [`Services::connect`], for a process that needs Postgres only now and then (the
+    /// scheduler, for the leader's backlog metric): the pool opens no connection until one is
+    /// asked for, so a replica that never asks holds none, and an unreachable database does
+    /// not stop start-up.
+    pub async fn connect_lazily(settings: Settings) -> anyhow::Result<Self> {
         let pool = crate::kv::lazy_postgres(&settings).context("Invalid DATABASE_URL")?;
         Self::over(pool, settings).await
     }

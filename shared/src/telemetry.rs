@@ -2,8 +2,9 @@
 //! ([`reporting`]).
 
 mod reporting;
+pub mod trace;
 
-use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer, SpanLayer};
 use tracing::{Level, Metadata};
 use tracing_subscriber::{
     EnvFilter,
@@ -19,7 +20,8 @@ use crate::config::LogFormat;
 /// Installs the global tracing subscriber. `RUST_LOG` overrides `default_filter`.
 ///
 /// `ERROR` events are also reported to Sentry, with the `INFO` and `WARN` events before them as
-/// breadcrumbs; both layers do nothing until [`init_sentry`] starts a client.
+/// breadcrumbs, and our `INFO` spans become spans of the request's or job's Sentry transaction;
+/// these layers do nothing until [`init_sentry`] starts a client.
 ///
 /// Safe to call more than once (later calls are ignored), which keeps tests simple.
 pub fn init(default_filter: &str, format: LogFormat) {
@@ -28,14 +30,18 @@ pub fn init(default_filter: &str, format: LogFormat) {
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(ErrorLayer::new().with_filter(filter_fn(reported_as_error)))
-        .with(BreadcrumbLayer::new().with_filter(LevelFilter::INFO));
+        .with(BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
+        .with(SpanLayer::new().with_filter(filter_fn(sent_as_span)));
     let result = match format {
         LogFormat::Json => registry
             .with(
+                // The span list carries the `trace_id` of the request or job delivery (the
+                // outermost span) on every line, and its ids (`job.id`, `event.id`) too.
                 fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(false),
+                    .with_current_span(false)
+                    .with_span_list(true),
             )
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
@@ -48,6 +54,21 @@ pub fn init(default_filter: &str, format: LogFormat) {
 /// which carries no context; the worker reports a failed job itself, with kind, id and attempt.
 fn reported_as_error(metadata: &Metadata<'_>) -> bool {
     *metadata.level() == Level::ERROR && !metadata.target().starts_with("apalis::layers::tracing")
+}
+
+/// Which spans become Sentry spans: our own `INFO` spans (every `#[instrument]` of handlers,
+/// domain code and SQL), as children of the request's or job's transaction. Spans opened outside
+/// one, which would each start a transaction of their own, are left out: the per-request span
+/// of `api::request_trace` and those of the HTTP server and of apalis.
+fn sent_as_span(metadata: &Metadata<'_>) -> bool {
+    const OURS: [&str; 4] = ["shared", "api", "worker", "scheduler"];
+    let target = metadata.target();
+    metadata.is_span()
+        && *metadata.level() <= Level::INFO
+        && OURS
+            .iter()
+            .any(|ours| target == *ours || target.starts_with(&format!("{ours}::")))
+        && target != "api::request_trace"
 }
 
 /// Runs blocking work (e.g. password hashing) off the async executor, keeping the caller's span.

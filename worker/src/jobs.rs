@@ -14,7 +14,9 @@ use apalis::prelude::{
 use shared::{
     jobs::{self, Failure, Job, Visit},
     queue::{self, Payload},
+    telemetry::trace::{self, TraceId},
 };
+use tracing::Instrument as _;
 
 use crate::{
     context::JobContext,
@@ -26,20 +28,32 @@ use crate::{
 /// says; past it the task would sit in the dead set with a stale status.
 pub(crate) const APALIS_DELIVERY_LIMIT: usize = 25;
 
-/// Runs one delivery of job `J`.
-#[tracing::instrument(skip_all, fields(job.kind = J::NAME, job.id = %payload.label(), attempt = attempt.current()))]
+/// Runs one delivery of job `J`, in the trace its task was pushed in (a new one for a task
+/// that carries none, e.g. a tick): every log line of the delivery carries its `trace_id`, and
+/// the tasks it pushes carry it on.
 async fn handle<J: Job>(
     payload: J::Payload,
     ctx: Data<JobContext>,
     attempt: Attempt,
 ) -> Result<J::Output, BoxDynError> {
-    match J::run(&ctx.services, payload).await {
-        Ok(outcome) => {
-            tracing::info!(?outcome, "job done");
-            Ok(outcome)
+    let trace_id = payload.trace_id().unwrap_or_else(TraceId::random);
+    let span = tracing::info_span!(
+        "handle",
+        trace_id = %trace_id,
+        job.kind = J::NAME,
+        job.id = %payload.label(),
+        attempt = attempt.current(),
+    );
+    let run = async {
+        match J::run(&ctx.services, payload).await {
+            Ok(outcome) => {
+                tracing::info!(?outcome, "job done");
+                Ok(outcome)
+            }
+            Err(e) => Err(failed(J::NAME, J::failure(&e), e, &attempt)),
         }
-        Err(e) => Err(failed(J::NAME, J::failure(&e), e, &attempt)),
-    }
+    };
+    trace::scope(trace_id, run.instrument(span)).await
 }
 
 /// What apalis is told about a failed delivery. A retry is an error (apalis delivers the task

@@ -45,8 +45,8 @@ async fn refresh_queue_depths(
     }
     let counts: Vec<u64> = pipe.query_async(&mut redis).await?;
     for (job, counts) in jobs.iter().zip(counts.chunks(3)) {
-        for (state, n) in ["ready", "scheduled", "dead"].iter().zip(counts) {
-            metrics::QUEUE_DEPTH.set(&[job, state], *n as f64);
+        for (state, n) in ["ready", "scheduled", "dead"].into_iter().zip(counts) {
+            metrics::QUEUE_DEPTH.set([*job, state], *n);
         }
     }
     Ok(())

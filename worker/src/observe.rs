@@ -35,7 +35,7 @@ impl ObserveLayer {
     /// For the worker of job `kind`; `pool` reads trace contexts and extends leases.
     pub fn new(kind: &'static str, pool: PgPool) -> Self {
         // Creates the series (at 0) without resetting it when a failed worker is rebuilt.
-        metrics::JOBS_IN_FLIGHT.add(&[kind], 0.0);
+        metrics::JOBS_IN_FLIGHT.add([kind], 0);
         Self { kind, pool }
     }
 }
@@ -85,14 +85,56 @@ where
         };
         let pool = self.pool.clone();
         let handled = self.inner.call(task);
-        Box::pin(async move {
+        let detached = Detached {
+            kind: delivery.kind,
+            label: delivery.label.clone(),
+            running: true,
+        };
+        // The delivery runs as its own task: when apalis drops the worker (a Redis restart or a
+        // FLUSHDB makes it fail, and the monitor starts a new one), the attempt in flight still
+        // finishes and commits its outcome, instead of being cut off between two statements
+        // and waiting for its lease to run out. Its task, never acknowledged, comes back as an
+        // orphan and finds the job done.
+        let running = tokio::spawn(async move {
             let stored_trace = delivery.stored_trace(&pool).await;
             let mut watch = Watch::start(&delivery, stored_trace.as_ref());
             let _lease = delivery.row.map(|id| LeaseKeeper::start(pool, id));
             let result = handled.bind_hub(watch.hub.clone()).await;
             watch.finish(&delivery, &result);
             result
+        });
+        Box::pin(async move {
+            let mut detached = detached;
+            let result = match running.await {
+                Ok(result) => result,
+                // Re-raised here for `catch_panic` (outside this layer); the panic itself was
+                // reported by the panic hook where it happened.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(e.into()),
+            };
+            detached.running = false;
+            result
         })
+    }
+}
+
+/// Says so when a worker stops waiting for a delivery that is still running (the worker was
+/// dropped, or its shutdown timeout ran out): the delivery goes on by itself.
+struct Detached {
+    kind: &'static str,
+    label: String,
+    running: bool,
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if self.running {
+            tracing::warn!(
+                job.kind = self.kind,
+                job.id = %self.label,
+                "job worker stopped during a delivery; the delivery finishes on its own"
+            );
+        }
     }
 }
 
@@ -131,7 +173,7 @@ struct Watch {
 
 impl Watch {
     fn start(delivery: &Delivery, stored_trace: Option<&serde_json::Value>) -> Self {
-        metrics::JOBS_IN_FLIGHT.add(&[delivery.kind], 1.0);
+        metrics::JOBS_IN_FLIGHT.add([delivery.kind], 1);
         let hub = Arc::new(Hub::new_from_top(Hub::main()));
         let context =
             shared::telemetry::continue_trace(delivery.kind, "queue.process", stored_trace);
@@ -172,10 +214,10 @@ impl Watch {
         self.record(outcome, status);
     }
 
-    fn record(&mut self, outcome: &str, status: SpanStatus) {
-        metrics::JOBS_IN_FLIGHT.add(&[self.kind], -1.0);
-        metrics::JOBS.inc(&[self.kind, outcome]);
-        metrics::JOB_DURATION.observe(&[self.kind], self.started.elapsed().as_secs_f64());
+    fn record(&mut self, outcome: &'static str, status: SpanStatus) {
+        metrics::JOBS_IN_FLIGHT.add([self.kind], -1);
+        metrics::JOBS.inc([self.kind, outcome]);
+        metrics::JOB_DURATION.observe([self.kind], self.started.elapsed().as_secs_f64());
         if let Some(transaction) = self.transaction.take() {
             transaction.set_status(status);
             // Finishing applies the current hub's scope to the transaction.

@@ -205,7 +205,7 @@ impl AddressesApi {
         let submitted = geocode::submit(&self.state.pool, user.id, &address).await?;
         let job_id = submitted.job.id;
         // The rows are committed: if this push is lost, the sweeper re-pushes the job.
-        GeocodeAddress::enqueue_committed(&self.state.queue, JobTask { job_id }).await;
+        GeocodeAddress::enqueue_committed(&self.state.queue, JobTask::new(job_id)).await;
         Ok(Accepted::Address(Json(AddressAccepted {
             address: submitted.address.into(),
             job_id,

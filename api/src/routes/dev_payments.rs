@@ -73,9 +73,7 @@ impl DevPaymentsApi {
         };
         let event_id = dev::simulate(&self.state.pool, id.0, user.id, outcome).await?;
         // The row is committed: if this push is lost, the sweeper re-pushes the event.
-        let task = WebhookEventTask {
-            event_id: event_id.clone(),
-        };
+        let task = WebhookEventTask::new(event_id.clone());
         PaymentEvent::enqueue_committed(&self.state.queue, task).await;
         Ok(Accepted::Event(Json(DevPaymentAccepted {
             event_id,

@@ -247,9 +247,7 @@ impl OrdersApi {
         let accepted = refund::request(&self.state.pool, id.0, user.id, &scope).await?;
         if accepted.created {
             // The row is committed: if this push is lost, the sweeper re-pushes the job.
-            let task = JobTask {
-                job_id: accepted.job_id,
-            };
+            let task = JobTask::new(accepted.job_id);
             RefundOrder::enqueue_committed(&self.state.queue, task).await;
         }
         Ok(RefundAccepted::Job(Json(JobAccepted::new(accepted.job_id))))

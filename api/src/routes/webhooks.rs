@@ -111,7 +111,7 @@ impl WebhooksApi {
         let status = match receipt {
             Receipt::Stored { event_id } => {
                 // The row is committed: if this push is lost, the sweeper re-pushes the event.
-                let task = WebhookEventTask { event_id };
+                let task = WebhookEventTask::new(event_id);
                 PaymentEvent::enqueue_committed(&state.queue, task).await;
                 "stored"
             }

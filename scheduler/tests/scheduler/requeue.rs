@@ -1,6 +1,6 @@
-//! A job whose push to Redis was lost is pushed again by `requeue_stale` and done within 60 s:
-//! the scheduler binary emits the ticks (every 30 s), a worker (in-process) runs them and the
-//! checkout, all with the default settings (30 s grace).
+//! A job whose push to Redis was lost is pushed again by `requeue_stale` and done within 35 s:
+//! the scheduler binary emits the ticks (every 15 s), a worker (in-process) runs them and the
+//! checkout, all with the default settings (20 s grace).
 
 use shared::jobs::Job as _;
 use std::{
@@ -16,11 +16,11 @@ use worker::{JobContext, QueueSelection, RestartPolicy, build_monitor, run_until
 
 use crate::helpers::SchedulerProcess;
 
-/// Bound of the README: stale after 30 s, and the sweep runs every 30 s.
-const RECOVERY_BOUND: Duration = Duration::from_secs(62);
+/// Bound of the README: stale after 20 s, and the sweep runs every 15 s.
+const RECOVERY_BOUND: Duration = Duration::from_secs(37);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_whose_push_was_lost_is_pushed_again_and_done_within_60s() {
+async fn a_job_whose_push_was_lost_is_pushed_again_and_done_within_35s() {
     // Arrange: a checkout accepted in Postgres whose push never reached Redis.
     let app = TestApp::spawn().await;
     let (_, seller) = app.signed_up("seller").await;

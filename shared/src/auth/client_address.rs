@@ -77,6 +77,12 @@ impl TrustedProxies {
         self.0.iter().any(|cidr| cidr.contains(ip))
     }
 
+    /// Whether the socket `peer` is one of the trusted proxies (whose request headers, such as
+    /// `X-Request-Id`, are believed).
+    pub fn is_trusted(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|peer| self.trusts(canonical(peer)))
+    }
+
     /// The client's address: the socket `peer`, or, when the peer is a trusted proxy, the
     /// rightmost address of `forwarded_for` that is not a trusted proxy. `None` when the peer is
     /// unknown (an in-process client).

@@ -23,17 +23,17 @@ use super::{
     reserve::{KnownIntent, OrderDraft, Reservation, reserve, store_intent},
 };
 use crate::{
-    db::{self, StoreError, jobs::JobRow, orders::OrderRow},
+    db::{
+        self, StoreError,
+        jobs::{Claim, JobRow},
+        orders::OrderRow,
+    },
     domain::money::MoneyLimits,
     gate::StockGate,
     job_events,
-    jobs::{Checkout, Job as _},
+    jobs::{self, CLAIM_LEASE, Checkout, Job as _},
     payments::{PaymentError, Payments, matching::ExpectedPayment},
 };
-
-/// How long a claimed job is protected from being claimed again; longer than the slowest
-/// attempt (the payment call has its own shorter timeout).
-const LEASE: Duration = Duration::from_secs(120);
 
 /// What a checkout job needs.
 #[derive(Clone)]
@@ -78,7 +78,10 @@ pub enum ProcessError {
     /// The payment provider could not be reached; retry with backoff.
     #[error("payment provider unavailable: {0}")]
     PaymentUnavailable(String),
-    /// Database or Redis failure; the lease expires and the job is retried.
+    /// Another delivery holds the job's claim; retry once it may have lapsed.
+    #[error("the job is claimed by another delivery")]
+    Busy,
+    /// Database or Redis failure; the claim is handed back and the job retried.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -93,13 +96,24 @@ impl From<sqlx::Error> for ProcessError {
 #[tracing::instrument(skip_all, fields(job.id = %job_id))]
 pub async fn process(deps: &CheckoutDeps, job_id: Uuid) -> Result<ProcessOutcome, ProcessError> {
     let mut conn = deps.pool.acquire().await?;
-    let Some(job) = db::jobs::claim(&mut conn, job_id, Checkout::NAME, LEASE).await? else {
-        return Ok(ProcessOutcome::Skipped);
+    let job = match db::jobs::claim(&mut conn, job_id, Checkout::NAME, CLAIM_LEASE).await? {
+        Claim::Claimed(job) => *job,
+        Claim::Busy => return Err(ProcessError::Busy),
+        Claim::Done => return Ok(ProcessOutcome::Skipped),
     };
     drop(conn);
+    let result = run_claimed(deps, &job).await;
+    if let Err(ProcessError::Store(_)) = result {
+        jobs::release_after_error(&deps.pool, &job).await;
+    }
+    result
+}
+
+/// The attempt of a claimed job.
+async fn run_claimed(deps: &CheckoutDeps, job: &JobRow) -> Result<ProcessOutcome, ProcessError> {
     let payload: CheckoutPayload = match serde_json::from_value(job.payload.clone()) {
         Ok(p) => p,
-        Err(e) => return finish_failed(deps, &job, None, "invalid_payload", &e.to_string()).await,
+        Err(e) => return finish_failed(deps, job, None, "invalid_payload", &e.to_string()).await,
     };
     // Only a claim after the first can find an order: orders are created by claimed attempts.
     let existing = if job.attempts > 1 {
@@ -113,11 +127,11 @@ pub async fn process(deps: &CheckoutDeps, job_id: Uuid) -> Result<ProcessOutcome
     if job.attempts > job.max_attempts {
         let units = existing.is_none().then(|| payload.units());
         let message = "gave up after repeated failures";
-        return finish_failed(deps, &job, units, "attempts_exhausted", message).await;
+        return finish_failed(deps, job, units, "attempts_exhausted", message).await;
     }
     let order = match existing {
         Some(order) => order,
-        None => match create_order(deps, &job, &payload).await? {
+        None => match create_order(deps, job, &payload).await? {
             Created::Order(order) => order,
             Created::Finished(order_id) => {
                 job_events::publish(&deps.redis, &deps.prefix, job.id).await;
@@ -125,11 +139,11 @@ pub async fn process(deps: &CheckoutDeps, job_id: Uuid) -> Result<ProcessOutcome
             }
             Created::Refused { code, message } => {
                 let units = Some(payload.units());
-                return finish_failed(deps, &job, units, code, &message).await;
+                return finish_failed(deps, job, units, code, &message).await;
             }
         },
     };
-    attach_payment(deps, &job, &order).await
+    attach_payment(deps, job, &order).await
 }
 
 /// The order fields payment setup needs.
@@ -279,7 +293,9 @@ async fn attach_payment(
                 }
                 Err(PaymentError::Retryable(reason)) => {
                     let mut conn = deps.pool.acquire().await?;
-                    db::jobs::requeue(&mut conn, job.id, "payment_unavailable", &reason).await?;
+                    let retry_in = jobs::redelivery_delay(job.attempts);
+                    db::jobs::requeue(&mut conn, job.id, "payment_unavailable", &reason, retry_in)
+                        .await?;
                     return Err(ProcessError::PaymentUnavailable(reason));
                 }
                 Err(PaymentError::Permanent { code, message }) => {

@@ -32,13 +32,10 @@ pub struct SchedulerSettings {
 /// How far back the sweeps look (read by the worker that runs them).
 #[derive(Debug, Clone)]
 pub struct SweepSettings {
-    /// `REQUEUE_GRACE_SECS` (30): a job still `queued` (never failed) this long after its
-    /// last change, or `running` with its lease expired this long, is pushed again.
+    /// `REQUEUE_GRACE_SECS` (20): a job or webhook event still waiting this long after its
+    /// last change (and this long past its scheduled retry, if a failed attempt set one), or
+    /// `running` with its lease expired this long, is pushed again.
     pub requeue_grace: Duration,
-    /// `REQUEUE_RETRY_GRACE_SECS` (600): the same for a job waiting for a retry, which its
-    /// handler scheduled with a backoff delay (up to 5 minutes); re-pushing it sooner would
-    /// defeat the backoff.
-    pub requeue_retry_grace: Duration,
     /// `PURGE_AFTER_DAYS` (30): soft-deleted users and listings are hard-deleted after this.
     pub purge_after: Duration,
     /// `JOB_RETENTION_DAYS` (14): finished `jobs` rows are deleted after this.
@@ -103,8 +100,7 @@ pub(super) fn sweep_settings<F: Fn(&str) -> Option<String>>(
     env: &Env<'_, F>,
 ) -> Result<SweepSettings, ConfigError> {
     Ok(SweepSettings {
-        requeue_grace: env.secs("REQUEUE_GRACE_SECS", 30)?,
-        requeue_retry_grace: env.secs("REQUEUE_RETRY_GRACE_SECS", 600)?,
+        requeue_grace: env.secs("REQUEUE_GRACE_SECS", 20)?,
         purge_after: days(env, "PURGE_AFTER_DAYS", 30)?,
         job_retention: days(env, "JOB_RETENTION_DAYS", 14)?,
         session_retention: days(env, "SESSION_RETENTION_DAYS", 7)?,

@@ -145,19 +145,32 @@ pub async fn find_by_key(
     .await?)
 }
 
+/// What a delivery found when it tried to claim its job.
+#[derive(Debug)]
+pub enum Claim {
+    /// The delivery holds the job now, for one counted attempt.
+    Claimed(Box<JobRow>),
+    /// Another delivery holds a live lease on it (or is just handing it back): try again later,
+    /// since that holder may be gone (a worker cut off from PostgreSQL keeps its lease until it
+    /// runs out).
+    Busy,
+    /// Finished, or no such job: nothing to do.
+    Done,
+}
+
 /// Claims a job for one attempt: `queued` jobs, or `running` ones whose lease expired (their
-/// worker died). Counts the attempt. `None` when another worker holds it or it is finished, so
-/// a duplicate delivery does nothing.
+/// worker died). Counts the attempt and leases the job for `lease`, which the worker keeps
+/// extending while the handler runs.
 #[tracing::instrument(skip_all, fields(job.id = %id))]
 pub async fn claim(
     conn: &mut PgConnection,
     id: Uuid,
     kind: &str,
     lease: std::time::Duration,
-) -> Result<Option<JobRow>, StoreError> {
-    Ok(sqlx::query_as!(
+) -> Result<Claim, StoreError> {
+    let claimed = sqlx::query_as!(
         JobRow,
-        r#"UPDATE jobs SET status = $4, attempts = attempts + 1,
+        r#"UPDATE jobs SET status = $4, attempts = attempts + 1, retry_at = NULL,
                 lease_expires_at = now() + make_interval(secs => $3)
          WHERE id = $1 AND kind = $2
            AND (status = 'queued' OR (status = 'running' AND lease_expires_at < now()))
@@ -168,8 +181,49 @@ pub async fn claim(
         lease.as_secs_f64(),
         JobStatus::Running as JobStatus
     )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(job) = claimed {
+        return Ok(Claim::Claimed(Box::new(job)));
+    }
+    // The rare path (a duplicate delivery): say why, in a second statement.
+    let pending = sqlx::query_scalar!(
+        r#"SELECT status IN ('queued', 'running') AS "pending!" FROM jobs WHERE id = $1 AND kind = $2"#,
+        id,
+        kind
+    )
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    Ok(match pending {
+        Some(true) => Claim::Busy,
+        Some(false) | None => Claim::Done,
+    })
+}
+
+/// Hands a claimed job back (`queued`, due again after `retry_in`) after its attempt failed
+/// on a database or Redis error, so the next delivery can claim it at once instead of waiting
+/// for the lease to run out. Only the claim of attempt `attempt` is released: if that lease
+/// lapsed and another delivery holds the job now, nothing changes. Returns whether it was
+/// released.
+#[tracing::instrument(skip_all, fields(job.id = %id))]
+pub async fn release(
+    conn: &mut PgConnection,
+    id: Uuid,
+    attempt: i32,
+    retry_in: std::time::Duration,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query!(
+        "UPDATE jobs SET status = $3, lease_expires_at = NULL,
+                retry_at = now() + make_interval(secs => $4)
+         WHERE id = $1 AND attempts = $2 AND status = 'running'",
+        id,
+        attempt,
+        JobStatus::Queued as JobStatus,
+        retry_in.as_secs_f64()
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Marks a claimed job `succeeded` with its result.
@@ -210,21 +264,25 @@ pub async fn fail(
     Ok(())
 }
 
-/// Puts a job back to `queued` after a retryable failure, recording why.
+/// Puts a job back to `queued` after a retryable failure, recording why; its retry is due
+/// after `retry_in` (the sweeper re-pushes it if that retry's task is lost).
 #[tracing::instrument(skip_all, fields(job.id = %id))]
 pub async fn requeue(
     conn: &mut PgConnection,
     id: Uuid,
     code: &str,
     message: &str,
+    retry_in: std::time::Duration,
 ) -> Result<(), StoreError> {
     sqlx::query!(
-        "UPDATE jobs SET status = $4, error_code = $2, error_message = $3, lease_expires_at = NULL
+        "UPDATE jobs SET status = $4, error_code = $2, error_message = $3, lease_expires_at = NULL,
+                retry_at = now() + make_interval(secs => $5)
          WHERE id = $1 AND status = 'running'",
         id,
         code,
         message,
-        JobStatus::Queued as JobStatus
+        JobStatus::Queued as JobStatus,
+        retry_in.as_secs_f64()
     )
     .execute(conn)
     .await?;
@@ -233,15 +291,23 @@ pub async fn requeue(
 
 /// Puts a claimed job back to `queued` without counting the attempt: it never reached the
 /// external service (e.g. it had to wait for a rate-limit slot), so it must not use up the cap.
+/// Due again after `retry_in`.
 #[tracing::instrument(skip_all, fields(job.id = %id))]
-pub async fn defer(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(), StoreError> {
+pub async fn defer(
+    conn: &mut PgConnection,
+    id: Uuid,
+    reason: &str,
+    retry_in: std::time::Duration,
+) -> Result<(), StoreError> {
     sqlx::query!(
         "UPDATE jobs SET status = $3, attempts = greatest(attempts - 1, 0),
-                error_code = $2, error_message = NULL, lease_expires_at = NULL
+                error_code = $2, error_message = NULL, lease_expires_at = NULL,
+                retry_at = now() + make_interval(secs => $4)
          WHERE id = $1 AND status = 'running'",
         id,
         reason,
-        JobStatus::Queued as JobStatus
+        JobStatus::Queued as JobStatus,
+        retry_in.as_secs_f64()
     )
     .execute(conn)
     .await?;

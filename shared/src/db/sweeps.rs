@@ -9,14 +9,14 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::telemetry::trace::TraceId;
 
 /// Jobs whose task Redis probably lost, marked as just re-pushed (`updated_at = now()`) so the
-/// next sweep leaves them alone for another grace period. Returns `(id, kind)`.
+/// next sweep leaves them alone for another grace period. Returns `(id, kind, trace id)`.
 ///
-/// * `queued`, never tried (`attempts = 0`, no error): unchanged for `grace`;
-/// * `queued` after a failure: unchanged for `retry_grace`, since its handler scheduled the
-///   retry with a backoff delay and an earlier push would defeat it;
-/// * `running` whose lease expired `grace` ago: its worker died (a live worker renews it) and
+/// * `queued`: unchanged for `grace`, and past its retry time (`retry_at`, set when an attempt
+///   failed and a redelivery was scheduled) by `grace`, so a backoff in progress is left alone;
+/// * `running` whose lease ran out `grace` ago: its worker died (a live worker renews it) and
 ///   apalis' own orphan recovery had its chance.
 ///
 /// `SKIP LOCKED`: a job being claimed right now is not stale.
@@ -24,9 +24,8 @@ use super::StoreError;
 pub async fn mark_stale_jobs(
     conn: &mut PgConnection,
     grace: Duration,
-    retry_grace: Duration,
     limit: i64,
-) -> Result<Vec<(Uuid, String)>, StoreError> {
+) -> Result<Vec<(Uuid, String, Option<TraceId>)>, StoreError> {
     Ok(sqlx::query!(
         "WITH stale AS (
              SELECT id FROM jobs
@@ -35,33 +34,31 @@ pub async fn mark_stale_jobs(
                AND CASE
                      WHEN status = 'running' THEN
                        coalesce(lease_expires_at < now() - make_interval(secs => $1), true)
-                     WHEN attempts = 0 AND error_code IS NULL THEN true
-                     ELSE updated_at < now() - make_interval(secs => $2)
+                     ELSE coalesce(retry_at < now() - make_interval(secs => $1), true)
                    END
              ORDER BY updated_at
-             LIMIT $3
+             LIMIT $2
              FOR UPDATE SKIP LOCKED)
          UPDATE jobs j SET updated_at = now() FROM stale WHERE j.id = stale.id
-         RETURNING j.id, j.kind",
+         RETURNING j.id, j.kind, j.trace_context->>'trace_id' AS trace_id",
         grace.as_secs_f64(),
-        retry_grace.as_secs_f64(),
         limit
     )
     .fetch_all(conn)
     .await?
     .into_iter()
-    .map(|r| (r.id, r.kind))
+    .map(|r| (r.id, r.kind, r.trace_id.and_then(|t| t.parse().ok())))
     .collect())
 }
 
 /// Unprocessed webhook events whose `payment_event` task Redis probably lost, marked as just
-/// re-pushed. Never delivered: after `grace`; delivered and failed (being retried with
-/// backoff): after `retry_grace`. Returns the event ids.
+/// re-pushed: unchanged for `grace` and past their retry time (a failed delivery's backoff) by
+/// `grace`. A delivery cut off mid-way (its worker killed) recorded no retry, so its event is
+/// found after `grace` like a never-delivered one. Returns the event ids.
 #[tracing::instrument(skip_all)]
 pub async fn mark_stale_webhook_events(
     conn: &mut PgConnection,
     grace: Duration,
-    retry_grace: Duration,
     limit: i64,
 ) -> Result<Vec<String>, StoreError> {
     Ok(sqlx::query_scalar!(
@@ -69,15 +66,13 @@ pub async fn mark_stale_webhook_events(
              SELECT id FROM webhook_events
              WHERE processed_at IS NULL
                AND updated_at < now() - make_interval(secs => $1)
-               AND (attempts = 0 AND error IS NULL
-                    OR updated_at < now() - make_interval(secs => $2))
+               AND coalesce(retry_at < now() - make_interval(secs => $1), true)
              ORDER BY received_at
-             LIMIT $3
+             LIMIT $2
              FOR UPDATE SKIP LOCKED)
          UPDATE webhook_events w SET updated_at = now() FROM stale WHERE w.id = stale.id
          RETURNING w.id",
         grace.as_secs_f64(),
-        retry_grace.as_secs_f64(),
         limit
     )
     .fetch_all(conn)

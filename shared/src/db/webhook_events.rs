@@ -129,17 +129,21 @@ pub async fn mark_processed(
     Ok(())
 }
 
-/// Records why a delivery failed; the event stays unprocessed and is retried.
+/// Records why a delivery failed; the event stays unprocessed and is retried after
+/// `retry_in` (the sweeper re-pushes it if that retry's task is lost).
 #[tracing::instrument(skip_all, fields(event.id = %id))]
 pub async fn record_error(
     conn: &mut PgConnection,
     id: &str,
     error: &str,
+    retry_in: std::time::Duration,
 ) -> Result<(), StoreError> {
     sqlx::query!(
-        "UPDATE webhook_events SET error = $2 WHERE id = $1 AND processed_at IS NULL",
+        "UPDATE webhook_events SET error = $2, retry_at = now() + make_interval(secs => $3)
+         WHERE id = $1 AND processed_at IS NULL",
         id,
-        error
+        error,
+        retry_in.as_secs_f64()
     )
     .execute(conn)
     .await?;

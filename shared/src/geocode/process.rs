@@ -29,14 +29,14 @@ use super::{
 };
 use crate::{
     config::GeocoderSettings,
-    db::{self, StoreError, addresses::AddressRow, addresses::GeocodeUpdate, jobs::JobRow},
+    db::{
+        self, StoreError,
+        addresses::{AddressRow, GeocodeUpdate},
+        jobs::{Claim, JobRow},
+    },
     domain::AddressStatus,
-    jobs::{GeocodeAddress, Job as _},
+    jobs::{self, CLAIM_LEASE, GeocodeAddress, Job as _},
 };
-
-/// Added to the longest attempt (rate-limit wait plus provider timeout) to get the lease: how
-/// long a claimed job is protected from a second claim.
-const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 /// Longest wait for a rate-limit slot before the job is deferred instead.
 pub const DEFAULT_MAX_RATE_WAIT: Duration = Duration::from_secs(10);
@@ -82,11 +82,6 @@ impl GeocodeDeps {
             request_timeout: settings.timeout,
         }
     }
-
-    /// Longer than any attempt can take, so a live attempt is never claimed twice.
-    fn lease(&self) -> Duration {
-        self.max_rate_wait + self.request_timeout + LEASE_MARGIN
-    }
 }
 
 /// How a run ended (also stored by apalis as the task result).
@@ -126,10 +121,13 @@ impl ProcessOutcome {
     }
 }
 
-/// A run that could not record anything (the lease expires and the job is delivered again).
+/// A run that could not record anything (the job is delivered again).
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    /// Database failure.
+    /// Another delivery holds the job's claim; retry once it may have lapsed.
+    #[error("the job is claimed by another delivery")]
+    Busy,
+    /// Database failure; the claim is handed back.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -144,43 +142,55 @@ impl From<sqlx::Error> for ProcessError {
 #[tracing::instrument(skip_all, fields(job.id = %job_id))]
 pub async fn process(deps: &GeocodeDeps, job_id: Uuid) -> Result<ProcessOutcome, ProcessError> {
     let mut conn = deps.pool.acquire().await?;
-    let Some(job) = db::jobs::claim(&mut conn, job_id, GeocodeAddress::NAME, deps.lease()).await?
-    else {
-        return Ok(ProcessOutcome::Skipped);
+    let job = match db::jobs::claim(&mut conn, job_id, GeocodeAddress::NAME, CLAIM_LEASE).await? {
+        Claim::Claimed(job) => *job,
+        Claim::Busy => return Err(ProcessError::Busy),
+        Claim::Done => return Ok(ProcessOutcome::Skipped),
     };
+    drop(conn);
+    let result = run_claimed(deps, &job).await;
+    if let Err(ProcessError::Store(_)) = result {
+        jobs::release_after_error(&deps.pool, &job).await;
+    }
+    result
+}
+
+/// The attempt of a claimed geocoding job.
+async fn run_claimed(deps: &GeocodeDeps, job: &JobRow) -> Result<ProcessOutcome, ProcessError> {
+    let mut conn = deps.pool.acquire().await?;
     let address = match serde_json::from_value::<GeocodePayload>(job.payload.clone()) {
         Ok(payload) => db::addresses::find(&mut conn, payload.address_id).await?,
         Err(e) => {
             drop(conn);
-            return fail_job(deps, &job, "invalid_payload", &e.to_string()).await;
+            return fail_job(deps, job, "invalid_payload", &e.to_string()).await;
         }
     };
     drop(conn);
     let Some(address) = address.filter(|a| a.deleted_at.is_none()) else {
         let message = "the address was deleted before it was geocoded";
-        return fail_job(deps, &job, "address_deleted", message).await;
+        return fail_job(deps, job, "address_deleted", message).await;
     };
     if address.status != AddressStatus::Pending {
         // Already decided (e.g. by a delivery whose job update was lost): just finish the job.
-        return finish(deps, &job, &address, None).await;
+        return finish(deps, job, &address, None).await;
     }
     if job.attempts > job.max_attempts {
         let message = "gave up after repeated geocoder failures";
-        return give_up(deps, &job, &address, "attempts_exhausted", message).await;
+        return give_up(deps, job, &address, "attempts_exhausted", message).await;
     }
     let Geocoder::Google(google) = &deps.geocoder else {
         let unchecked = GeocodeUpdate::status(AddressStatus::Verified);
-        return finish(deps, &job, &address, Some(&unchecked)).await;
+        return finish(deps, job, &address, Some(&unchecked)).await;
     };
     let query = AddressQuery::from_row(&address);
     let answer = match cached(deps, &query).await {
         Some(answer) => answer,
-        None => match ask(deps, google, &job, &address, &query).await? {
+        None => match ask(deps, google, job, &address, &query).await? {
             Ok(answer) => answer,
             Err(outcome) => return Ok(outcome),
         },
     };
-    finish(deps, &job, &address, Some(&update_for(&answer))).await
+    finish(deps, job, &address, Some(&update_for(&answer))).await
 }
 
 /// Asks the provider within the rate limit and caches a definitive answer. `Err(outcome)` when
@@ -242,7 +252,7 @@ async fn wait_for_slot(
         }
     };
     let mut conn = deps.pool.acquire().await?;
-    db::jobs::defer(&mut conn, job.id, code).await?;
+    db::jobs::defer(&mut conn, job.id, code, retry_in).await?;
     Ok(Some(retry(code, retry_in)))
 }
 
@@ -260,8 +270,9 @@ async fn retry_or_give_up(
         return give_up(deps, job, address, code, &message).await;
     }
     let mut conn = deps.pool.acquire().await?;
-    db::jobs::requeue(&mut conn, job.id, code, reason).await?;
-    Ok(retry(code, retry_delay(job.attempts)))
+    let retry_in = retry_delay(job.attempts);
+    db::jobs::requeue(&mut conn, job.id, code, reason, retry_in).await?;
+    Ok(retry(code, retry_in))
 }
 
 fn retry(code: &str, retry_in: Duration) -> ProcessOutcome {

@@ -22,7 +22,7 @@ impl Job for Checkout {
 
     fn failure(error: &ProcessError) -> Failure {
         match error {
-            ProcessError::PaymentUnavailable(_) => Failure::Transient,
+            ProcessError::PaymentUnavailable(_) | ProcessError::Busy => Failure::Transient,
             _ => Failure::Unexpected,
         }
     }

@@ -43,7 +43,10 @@ impl Job for GeocodeAddress {
         Ok(outcome)
     }
 
-    fn failure(_: &GeocodeJobError) -> Failure {
-        Failure::Unexpected
+    fn failure(error: &GeocodeJobError) -> Failure {
+        match error {
+            GeocodeJobError::Process(ProcessError::Busy) => Failure::Transient,
+            _ => Failure::Unexpected,
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! and one line in [`visit_all`].
 
 mod checkout;
+mod claims;
 mod expire_orders;
 mod geocode_address;
 mod payment_event;
@@ -28,10 +29,18 @@ use std::{any::TypeId, fmt::Debug, future::Future, time::Duration};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use self::{
-    checkout::Checkout, expire_orders::ExpireOrders, geocode_address::GeocodeAddress,
-    payment_event::PaymentEvent, prune_jobs::PruneJobs, prune_sessions::PruneSessions,
-    purge_inactive::PurgeInactive, reconcile_payments::ReconcilePayments,
-    reconcile_stock::ReconcileStock, refund_order::RefundOrder, requeue_stale::RequeueStale,
+    checkout::Checkout,
+    claims::{CLAIM_LEASE, redelivery_delay, release_after_error},
+    expire_orders::ExpireOrders,
+    geocode_address::GeocodeAddress,
+    payment_event::PaymentEvent,
+    prune_jobs::PruneJobs,
+    prune_sessions::PruneSessions,
+    purge_inactive::PurgeInactive,
+    reconcile_payments::ReconcilePayments,
+    reconcile_stock::ReconcileStock,
+    refund_order::RefundOrder,
+    requeue_stale::RequeueStale,
 };
 use crate::{
     queue::{JobQueue, JobTask, Payload, PushError, TickTask},
@@ -244,7 +253,7 @@ mod tests {
         assert_eq!(periodic().len(), 7);
         assert_eq!(every(<ExpireOrders as Job>::NAME), 60);
         assert_eq!(every(<ReconcileStock as Job>::NAME), 300);
-        assert_eq!(every(<RequeueStale as Job>::NAME), 30);
+        assert_eq!(every(<RequeueStale as Job>::NAME), 15);
         assert_eq!(every(<PurgeInactive as Job>::NAME), 86_400);
         assert_eq!(every(<PruneJobs as Job>::NAME), 3_600);
         assert_eq!(every(<ReconcilePayments as Job>::NAME), 600);

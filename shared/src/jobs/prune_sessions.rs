@@ -47,7 +47,7 @@ impl Periodic for PruneSessions {
                 break;
             }
         }
-        metrics::DELETED.add(&["sessions"], report.families as f64);
+        metrics::DELETED.add(["sessions"], report.families);
         Ok(report)
     }
 }

@@ -22,7 +22,7 @@ impl Job for RefundOrder {
 
     fn failure(error: &RefundError) -> Failure {
         match error {
-            RefundError::PaymentUnavailable(_) => Failure::Transient,
+            RefundError::PaymentUnavailable(_) | RefundError::Busy => Failure::Transient,
             _ => Failure::Unexpected,
         }
     }

@@ -7,13 +7,14 @@ use crate::{
     sweep::{self, RequeueReport, SweepError},
 };
 
-/// Every 30 s (`SCHEDULE_REQUEUE_STALE`). A duplicate push is harmless: every handler claims
+/// Every 15 s (`SCHEDULE_REQUEUE_STALE`), so lost work is found within `REQUEUE_GRACE_SECS`
+/// plus 15 s. A duplicate push is harmless: every handler claims
 /// its row first.
 pub struct RequeueStale;
 
 impl Periodic for RequeueStale {
     const NAME: &'static str = "requeue_stale";
-    const SCHEDULE: &'static str = "*/30 * * * * *";
+    const SCHEDULE: &'static str = "*/15 * * * * *";
     type Report = RequeueReport;
     type Error = SweepError;
 

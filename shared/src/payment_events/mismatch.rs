@@ -94,7 +94,7 @@ pub async fn refund_mismatch(
         _ => source,
     };
     for mismatch in mismatches {
-        PAYMENT_MISMATCHES.inc(&[source.as_str(), mismatch.field]);
+        PAYMENT_MISMATCHES.inc([source.as_str(), mismatch.field]);
     }
     tracing::error!(
         payment_intent.id = %intent.id,

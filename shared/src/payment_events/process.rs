@@ -110,7 +110,8 @@ pub async fn process(deps: &PaymentDeps, event_id: &str) -> Result<EventOutcome,
             error: error.to_string(),
         });
     }
-    db::webhook_events::record_error(&mut conn, &event.id, &error.to_string()).await?;
+    let retry_in = crate::jobs::redelivery_delay(event.attempts);
+    db::webhook_events::record_error(&mut conn, &event.id, &error.to_string(), retry_in).await?;
     Err(error)
 }
 

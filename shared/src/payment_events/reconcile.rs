@@ -86,8 +86,8 @@ pub async fn reconcile_payments(
             }
         }
     }
-    PAYMENT_DRIFT.set(&["ledger"], f64::from(report.ledger_drift));
-    PAYMENT_DRIFT.set(&["stripe"], f64::from(report.stripe_drift));
+    PAYMENT_DRIFT.set(["ledger"], report.ledger_drift);
+    PAYMENT_DRIFT.set(["stripe"], report.stripe_drift);
     if report.ledger_drift + report.stripe_drift > 0 {
         tracing::error!(?report, "payment reconciliation found drift");
     } else {

@@ -71,8 +71,8 @@ pub async fn prune_jobs(deps: &SweepDeps) -> Result<PruneReport, SweepError> {
             .await?;
         }
     }
-    metrics::DELETED.add(&["job_rows"], report.job_rows as f64);
-    metrics::DELETED.add(&["queue_tasks"], report.queue_tasks as f64);
+    metrics::DELETED.add(["job_rows"], report.job_rows);
+    metrics::DELETED.add(["queue_tasks"], report.queue_tasks);
     tracing::info!(
         pruned.job_rows = report.job_rows,
         pruned.queue_tasks = report.queue_tasks,

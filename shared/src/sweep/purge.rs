@@ -36,8 +36,8 @@ pub async fn purge_inactive(deps: &SweepDeps) -> Result<PurgeReport, SweepError>
             break;
         }
     }
-    metrics::DELETED.add(&["users"], report.users as f64);
-    metrics::DELETED.add(&["listings"], report.listings as f64);
+    metrics::DELETED.add(["users"], report.users);
+    metrics::DELETED.add(["listings"], report.listings);
     tracing::info!(
         purged.users = report.users,
         purged.listings = report.listings,

@@ -74,14 +74,14 @@ pub async fn reconcile_stock(deps: &SweepDeps) -> Result<ReconcileReport, SweepE
         let truth = available_in_postgres(&deps.pool, &ids).await?;
         reconcile_chunk(deps, &ids, &before, &truth, &mut report).await?;
     }
-    metrics::GATE_DRIFT_UNITS.set(&["over"], report.over_units as f64);
-    metrics::GATE_DRIFT_UNITS.set(&["under"], report.under_units as f64);
+    metrics::GATE_DRIFT_UNITS.set(["over"], report.over_units);
+    metrics::GATE_DRIFT_UNITS.set(["under"], report.under_units);
     for (state, n) in [
         ("checked", report.checked),
         ("drifted", report.drifted),
         ("skipped", report.skipped),
     ] {
-        metrics::GATE_LISTINGS.set(&[state], n as f64);
+        metrics::GATE_LISTINGS.set([state], n);
     }
     let drift_log = if report.drifted > 0 {
         "stock gate drift corrected"

@@ -52,15 +52,9 @@ async fn requeue_jobs(deps: &SweepDeps, report: &mut RequeueReport) -> Result<()
     for _ in 0..MAX_BATCHES {
         let stale = {
             let mut conn = deps.pool.acquire().await?;
-            sweeps::mark_stale_jobs(
-                &mut conn,
-                settings.requeue_grace,
-                settings.requeue_retry_grace,
-                BATCH,
-            )
-            .await?
+            sweeps::mark_stale_jobs(&mut conn, settings.requeue_grace, BATCH).await?
         };
-        for (id, kind) in &stale {
+        for (id, kind, trace_id) in &stale {
             // A job's kind is the name of its queue.
             let Some(job) = row_jobs.iter().find(|job| **job == kind.as_str()) else {
                 tracing::error!(job.id = %id, job.kind = %kind, "stale job of an unknown kind");
@@ -68,12 +62,19 @@ async fn requeue_jobs(deps: &SweepDeps, report: &mut RequeueReport) -> Result<()
                 continue;
             };
             match queue
-                .push(job, JobTask { job_id: *id }, Duration::ZERO)
+                .push(
+                    job,
+                    JobTask {
+                        job_id: *id,
+                        trace_id: *trace_id,
+                    },
+                    Duration::ZERO,
+                )
                 .await
             {
                 Ok(()) => {
                     tracing::info!(job.id = %id, job.kind = %kind, "stale job pushed again");
-                    metrics::REQUEUED.inc(&[job]);
+                    metrics::REQUEUED.inc([*job]);
                     report.jobs += 1;
                 }
                 Err(e) => {
@@ -99,22 +100,14 @@ async fn requeue_webhook_events(
     for _ in 0..MAX_BATCHES {
         let stale = {
             let mut conn = deps.pool.acquire().await?;
-            sweeps::mark_stale_webhook_events(
-                &mut conn,
-                settings.requeue_grace,
-                settings.requeue_retry_grace,
-                BATCH,
-            )
-            .await?
+            sweeps::mark_stale_webhook_events(&mut conn, settings.requeue_grace, BATCH).await?
         };
         for id in &stale {
-            let task = WebhookEventTask {
-                event_id: id.clone(),
-            };
+            let task = WebhookEventTask::new(id.clone());
             match PaymentEvent::enqueue(&queue, task).await {
                 Ok(()) => {
                     tracing::info!(event.id = %id, "unprocessed webhook event pushed again");
-                    metrics::REQUEUED.inc(&[PaymentEvent::NAME]);
+                    metrics::REQUEUED.inc([PaymentEvent::NAME]);
                     report.webhook_events += 1;
                 }
                 Err(e) => {

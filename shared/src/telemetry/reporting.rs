@@ -39,18 +39,23 @@ pub fn init_sentry(
     Some(guard)
 }
 
-/// The current trace, as the headers that continue it (`{"sentry-trace": "…"}`), to store with
-/// work that another process picks up. `None` when Sentry is off.
+/// The current trace, to store with work that another process picks up: its id
+/// (`{"trace_id": "…"}`, see [`super::trace`]) and, with Sentry on, the headers that continue
+/// its Sentry trace (`"sentry-trace"`, `"baggage"`). `None` outside any trace.
 pub fn trace_context() -> Option<Value> {
+    let mut context = Map::new();
+    if let Some(id) = super::trace::current() {
+        context.insert("trace_id".to_owned(), Value::String(id.to_string()));
+    }
     let hub = sentry::Hub::current();
-    hub.client()?;
-    let headers: Map<String, Value> = hub.configure_scope(|scope| {
-        scope
-            .iter_trace_propagation_headers()
-            .map(|(name, value)| (name.to_owned(), Value::String(value)))
-            .collect()
-    });
-    (!headers.is_empty()).then_some(Value::Object(headers))
+    if hub.client().is_some() {
+        hub.configure_scope(|scope| {
+            for (name, value) in scope.iter_trace_propagation_headers() {
+                context.insert(name.to_owned(), Value::String(value));
+            }
+        });
+    }
+    (!context.is_empty()).then_some(Value::Object(context))
 }
 
 /// A transaction context named `name` that continues the trace stored by [`trace_context`],

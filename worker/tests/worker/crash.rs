@@ -76,7 +76,7 @@ async fn a_killed_workers_job_runs_again_on_another_replica_within_30s_and_takes
     first.wait_for_message("worker running", START);
     let job = checkout(&app, &token, &address).await;
     wait_for_payment_calls(&stripe, 1).await;
-    // The order is committed, and the lease keeper has cut the 120 s claim down to 15 s.
+    // The order is committed, and the job is claimed for at most 15 s at a time.
     wait_for_job(&app, job, Duration::from_secs(10), |(status, _, lease)| {
         status == "running" && lease.is_some_and(|left| left < 16.0)
     })

@@ -11,3 +11,4 @@ mod redis_restart;
 mod retention;
 mod sentry_trace;
 mod sweeps;
+mod trace_ids;

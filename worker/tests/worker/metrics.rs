@@ -82,9 +82,7 @@ async fn a_worker_under_load_stays_under_40_mb_of_memory() {
         jobs::RefundOrder::NAME,
     ] {
         for _ in 0..PER_QUEUE {
-            let task = JobTask {
-                job_id: Uuid::now_v7(),
-            };
+            let task = JobTask::new(Uuid::now_v7());
             queue.push(job, task, Duration::ZERO).await.expect("push");
         }
     }

@@ -91,9 +91,7 @@ async fn after_a_redis_restart_the_worker_reconnects_and_consumes_again() {
         &app.settings.worker,
     );
     // A task for a job row that does not exist: the handler finds nothing to claim and ends.
-    let task = JobTask {
-        job_id: Uuid::now_v7(),
-    };
+    let task = JobTask::new(Uuid::now_v7());
     jobs::Checkout::enqueue(&queue, task).await.expect("push");
 
     // Assert: the task is handled, and the worker process is still the same one.

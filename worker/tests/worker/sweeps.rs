@@ -99,7 +99,7 @@ async fn requeue_stale_pushes_again_a_job_whose_push_was_lost() {
     assert_eq!(first.jobs, 1);
     assert_eq!(second.jobs, 0);
     let payloads = queued_payloads(&app, jobs::Checkout::NAME).await;
-    assert_eq!(payloads, vec![json!(JobTask { job_id: job })]);
+    assert_eq!(payloads, vec![json!(JobTask::new(job))]);
     assert_eq!(app.run_checkout_jobs().await.len(), 1);
 }
 
@@ -122,10 +122,23 @@ async fn requeue_stale_leaves_fresh_retrying_and_leased_jobs_alone_but_takes_ove
     // Fresh: changed 10 s ago.
     backdate(&app, "jobs", &id, 10).await;
     assert_eq!(sweep::requeue_stale(&deps(&app)).await.unwrap().jobs, 0);
-    // Waiting for a retry with backoff: 2 minutes is within the 10-minute retry grace.
-    set("UPDATE jobs SET attempts = 1, error_code = 'payment_unavailable' WHERE id = $1").await;
+    // Waiting for a retry whose backoff has not run out (due in a minute).
+    set(
+        "UPDATE jobs SET attempts = 1, error_code = 'payment_unavailable',
+                retry_at = now() + interval '60 s' WHERE id = $1",
+    )
+    .await;
     backdate(&app, "jobs", &id, 120).await;
     assert_eq!(sweep::requeue_stale(&deps(&app)).await.unwrap().jobs, 0);
+    // A retry due only 10 s ago may still be on its way: within the grace.
+    set("UPDATE jobs SET retry_at = now() - interval '10 s' WHERE id = $1").await;
+    backdate(&app, "jobs", &id, 120).await;
+    assert_eq!(sweep::requeue_stale(&deps(&app)).await.unwrap().jobs, 0);
+    // A retry overdue by more than the grace: its task was lost (e.g. Redis emptied).
+    set("UPDATE jobs SET retry_at = now() - interval '25 s' WHERE id = $1").await;
+    backdate(&app, "jobs", &id, 120).await;
+    assert_eq!(sweep::requeue_stale(&deps(&app)).await.unwrap().jobs, 1);
+    assert_eq!(queued_payloads(&app, jobs::Checkout::NAME).await.len(), 1);
     // Running under a live lease.
     set("UPDATE jobs SET status = 'running', lease_expires_at = now() + interval '10 s' WHERE id = $1")
         .await;
@@ -135,7 +148,7 @@ async fn requeue_stale_leaves_fresh_retrying_and_leased_jobs_alone_but_takes_ove
     set("UPDATE jobs SET lease_expires_at = now() - interval '60 s' WHERE id = $1").await;
     backdate(&app, "jobs", &id, 120).await;
     assert_eq!(sweep::requeue_stale(&deps(&app)).await.unwrap().jobs, 1);
-    assert_eq!(queued_payloads(&app, jobs::Checkout::NAME).await.len(), 1);
+    assert_eq!(queued_payloads(&app, jobs::Checkout::NAME).await.len(), 2);
 }
 
 #[tokio::test]
@@ -160,6 +173,86 @@ async fn requeue_stale_pushes_again_an_unprocessed_webhook_event() {
     assert_eq!(report.webhook_events, 1);
     let payloads = queued_payloads(&app, jobs::PaymentEvent::NAME).await;
     assert_eq!(payloads, vec![json!({ "event_id": "evt_lost" })]);
+}
+
+#[tokio::test]
+async fn a_webhook_event_cut_off_mid_delivery_is_pushed_again_after_the_grace_alone() {
+    // Arrange: an event one delivery claimed (attempts = 1) and never finished (its worker was
+    // killed: no error recorded, no retry scheduled), quiet for just over the grace.
+    let app = TestApp::spawn().await;
+    let mut conn = app.pool().acquire().await.expect("connection");
+    let payload = json!({ "id": "evt_cut", "type": "payment_intent.succeeded" });
+    db::webhook_events::insert(
+        &mut conn,
+        "evt_cut",
+        "payment_intent.succeeded",
+        "pi_x",
+        &payload,
+    )
+    .await
+    .expect("insert event");
+    db::webhook_events::claim(&mut conn, "evt_cut")
+        .await
+        .expect("claim");
+    drop(conn);
+    backdate(&app, "webhook_events", "evt_cut", 21).await;
+
+    // Act
+    let report = sweep::requeue_stale(&deps(&app)).await.expect("sweep");
+
+    // Assert: found like a never-delivered event, not after a long retry grace.
+    assert_eq!(report.webhook_events, 1);
+    let payloads = queued_payloads(&app, jobs::PaymentEvent::NAME).await;
+    assert_eq!(payloads, vec![json!({ "event_id": "evt_cut" })]);
+}
+
+#[tokio::test]
+async fn a_failed_webhook_delivery_is_left_to_its_backoff_until_the_retry_is_overdue() {
+    let app = TestApp::spawn().await;
+    let mut conn = app.pool().acquire().await.expect("connection");
+    let payload = json!({ "id": "evt_retry", "type": "payment_intent.succeeded" });
+    db::webhook_events::insert(
+        &mut conn,
+        "evt_retry",
+        "payment_intent.succeeded",
+        "pi_x",
+        &payload,
+    )
+    .await
+    .expect("insert event");
+    db::webhook_events::claim(&mut conn, "evt_retry")
+        .await
+        .expect("claim");
+    let backoff = std::time::Duration::from_secs(60);
+    db::webhook_events::record_error(&mut conn, "evt_retry", "stripe down", backoff)
+        .await
+        .expect("record error");
+    drop(conn);
+    backdate(&app, "webhook_events", "evt_retry", 120).await;
+
+    assert_eq!(
+        sweep::requeue_stale(&deps(&app))
+            .await
+            .unwrap()
+            .webhook_events,
+        0,
+        "the retry is not due yet"
+    );
+    sqlx::query(
+        "UPDATE webhook_events SET retry_at = now() - interval '25 s' WHERE id = 'evt_retry'",
+    )
+    .execute(app.pool())
+    .await
+    .expect("make the retry overdue");
+    backdate(&app, "webhook_events", "evt_retry", 120).await;
+    assert_eq!(
+        sweep::requeue_stale(&deps(&app))
+            .await
+            .unwrap()
+            .webhook_events,
+        1,
+        "an overdue retry's task was lost"
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,10 @@
 //! attempts cap.
 
 use serde_json::json;
-use shared::checkout::{self, ProcessOutcome};
+use shared::{
+    checkout::{self, ProcessOutcome},
+    db::{self, jobs::Claim},
+};
 use test_support::{
     TestApp,
     stripe::{
@@ -83,13 +86,18 @@ async fn two_simultaneous_deliveries_of_one_job_create_one_order() {
             async move { checkout::process(&deps, job_id).await }
         }),
     );
-    let mut outcomes = vec![a.unwrap().expect("run a"), b.unwrap().expect("run b")];
-    outcomes.sort_by_key(|o| matches!(o, ProcessOutcome::Skipped));
+    let mut outcomes = vec![a.unwrap(), b.unwrap()];
+    outcomes.sort_by_key(|o| !matches!(o, Ok(ProcessOutcome::Succeeded { .. })));
 
+    // The loser finds the job finished (skipped) or still claimed by the winner (busy: apalis
+    // delivers it again later, and then it finds the job finished).
     assert!(
         matches!(
             outcomes.as_slice(),
-            [ProcessOutcome::Succeeded { .. }, ProcessOutcome::Skipped]
+            [
+                Ok(ProcessOutcome::Succeeded { .. }),
+                Ok(ProcessOutcome::Skipped) | Err(checkout::ProcessError::Busy)
+            ]
         ),
         "{outcomes:?}"
     );
@@ -192,7 +200,7 @@ async fn a_job_whose_worker_died_after_creating_the_order_gets_no_second_order()
 }
 
 #[tokio::test]
-async fn a_job_held_under_a_live_lease_is_skipped() {
+async fn a_job_held_under_a_live_lease_is_left_alone_and_retried_later() {
     let app = TestApp::spawn().await;
     let (_, seller) = app.signed_up("seller").await;
     let l = listing(&app.create_listing(&seller, "Chair", 4_000, 2).await);
@@ -201,14 +209,17 @@ async fn a_job_held_under_a_live_lease_is_skipped() {
     let job_id = accepted_job(&app.checkout(&buyer, &address, "k").await);
     mark_running(&app, job_id, 60.0).await;
 
-    let outcome = checkout::process(&app.checkout_deps(), job_id)
-        .await
-        .expect("run");
+    let outcome = checkout::process(&app.checkout_deps(), job_id).await;
 
-    assert_eq!(outcome, ProcessOutcome::Skipped);
+    // Busy, not skipped: the holder may be a worker cut off from PostgreSQL, so the delivery
+    // is retried (with apalis' backoff) until it can claim the job or finds it finished.
+    assert!(
+        matches!(outcome, Err(checkout::ProcessError::Busy)),
+        "{outcome:?}"
+    );
     let job = job_row(&app, job_id).await;
     assert_eq!(job.status.as_str(), "running");
-    assert_eq!(job.attempts, 1, "the skipped delivery counted nothing");
+    assert_eq!(job.attempts, 1, "the busy delivery counted nothing");
     assert_eq!(orders(&app).await, 0);
     assert_eq!(app.stock(&l).await, (2, 0));
     assert_eq!(
@@ -297,5 +308,55 @@ async fn a_job_out_of_attempts_after_creating_its_order_cancels_the_order() {
     assert_eq!(order.status_reason.as_deref(), Some("attempts_exhausted"));
     assert_eq!(app.stock(&l).await, (3, 0));
     assert_eq!(app.gate_counter(&l).await, Some(3));
+    app.assert_stock_invariant().await;
+}
+
+#[tokio::test]
+async fn a_claim_is_handed_back_only_by_the_attempt_that_holds_it() {
+    let app = TestApp::spawn().await;
+    let (_, seller) = app.signed_up("seller").await;
+    let l = listing(&app.create_listing(&seller, "Lamp", 2_000, 2).await);
+    let (_, buyer, address) = app.buyer("buyer").await;
+    app.add_to_cart(&buyer, &l, 1).await;
+    let job_id = accepted_job(&app.checkout(&buyer, &address, "k").await);
+    let mut conn = app.pool().acquire().await.expect("connection");
+    let lease = shared::jobs::CLAIM_LEASE;
+    let Claim::Claimed(first) = db::jobs::claim(&mut conn, job_id, "checkout", lease)
+        .await
+        .expect("claim")
+    else {
+        panic!("a queued job is claimed");
+    };
+    let retry_in = std::time::Duration::from_secs(1);
+
+    // An attempt whose lease lapsed and was taken over cannot release the new holder's claim.
+    let stale = db::jobs::release(&mut conn, job_id, first.attempts - 1, retry_in)
+        .await
+        .expect("release");
+    assert!(!stale, "another attempt's claim is not released");
+    assert!(matches!(
+        db::jobs::claim(&mut conn, job_id, "checkout", lease)
+            .await
+            .expect("claim"),
+        Claim::Busy
+    ));
+
+    // The holder hands it back after a failed attempt: queued, due after the backoff, and the
+    // next delivery claims it at once, counting a second attempt.
+    let released = db::jobs::release(&mut conn, job_id, first.attempts, retry_in)
+        .await
+        .expect("release");
+    assert!(released);
+    let job = job_row(&app, job_id).await;
+    assert_eq!(job.status.as_str(), "queued");
+    let outcome = checkout::process(&app.checkout_deps(), job_id)
+        .await
+        .expect("run");
+    assert!(
+        matches!(outcome, ProcessOutcome::Succeeded { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(job_row(&app, job_id).await.attempts, 2);
+    assert_eq!(orders(&app).await, 1);
     app.assert_stock_invariant().await;
 }

@@ -44,8 +44,8 @@ async fn recorded(
     })
 }
 
-fn mismatch_count(source: &str, field: &str) -> f64 {
-    PAYMENT_MISMATCHES.get(&[source, field]).unwrap_or(0.0)
+fn mismatch_count(source: &'static str, field: &'static str) -> u64 {
+    PAYMENT_MISMATCHES.get([source, field]).unwrap_or(0)
 }
 
 /// Makes the fake's intent for `order_id` carry `amount` in `currency` from now on, as an intent
@@ -95,7 +95,7 @@ async fn a_signed_success_for_one_eur_never_pays_a_large_usd_order_and_is_refund
     assert_eq!(fields, ["amount", "amount_received", "currency"]);
     assert!(refund.is_some(), "the refund id is kept");
     assert_eq!(reports, 1);
-    assert!(mismatch_count("webhook", "currency") >= before + 1.0);
+    assert!(mismatch_count("webhook", "currency") > before);
     // The order stays payable until it expires: the spent intent is replaced by a fresh one
     // for the right amount, which the buyer can pay.
     let fresh = intent_of(&app, &order_id).await;

@@ -81,6 +81,6 @@ async fn reconciliation_passes_settled_orders_and_catches_planted_drift() {
             unchecked: 0,
         }
     );
-    assert_eq!(PAYMENT_DRIFT.get(&["ledger"]), Some(1.0));
-    assert_eq!(PAYMENT_DRIFT.get(&["stripe"]), Some(1.0));
+    assert_eq!(PAYMENT_DRIFT.get(["ledger"]), Some(1));
+    assert_eq!(PAYMENT_DRIFT.get(["stripe"]), Some(1));
 }

@@ -7,7 +7,6 @@
 //!    job's result.
 
 use crate::domain::{LineStatus, OrderStatus};
-use std::time::Duration;
 
 use serde_json::json;
 use uuid::Uuid;
@@ -16,17 +15,14 @@ use super::{RefundPayload, request::lines_total};
 use crate::{
     db::{
         self, StoreError,
-        jobs::JobRow,
+        jobs::{Claim, JobRow},
         settlement::{LineRefund, RefundedLines},
     },
     job_events,
-    jobs::{Job as _, RefundOrder},
+    jobs::{self, CLAIM_LEASE, Job as _, RefundOrder},
     payment_events::PaymentDeps,
     payments::PaymentError,
 };
-
-/// How long a claimed refund job is protected from being claimed again.
-const LEASE: Duration = Duration::from_secs(120);
 
 /// How a refund job run ended (also stored by apalis as the task result).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -49,7 +45,10 @@ pub enum RefundError {
     /// The payment provider could not be reached; retry with backoff.
     #[error("payment provider unavailable: {0}")]
     PaymentUnavailable(String),
-    /// Database failure; the lease expires and the job is retried.
+    /// Another delivery holds the job's claim; retry once it may have lapsed.
+    #[error("the job is claimed by another delivery")]
+    Busy,
+    /// Database failure; the claim is handed back and the job retried.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -64,23 +63,34 @@ impl From<sqlx::Error> for RefundError {
 #[tracing::instrument(skip_all, fields(job.id = %job_id))]
 pub async fn process(deps: &PaymentDeps, job_id: Uuid) -> Result<RefundOutcome, RefundError> {
     let mut conn = deps.pool.acquire().await?;
-    let Some(job) = db::jobs::claim(&mut conn, job_id, RefundOrder::NAME, LEASE).await? else {
-        return Ok(RefundOutcome::Skipped);
+    let job = match db::jobs::claim(&mut conn, job_id, RefundOrder::NAME, CLAIM_LEASE).await? {
+        Claim::Claimed(job) => *job,
+        Claim::Busy => return Err(RefundError::Busy),
+        Claim::Done => return Ok(RefundOutcome::Skipped),
     };
     drop(conn);
+    let result = run_claimed(deps, &job).await;
+    if let Err(RefundError::Store(_)) = result {
+        jobs::release_after_error(&deps.pool, &job).await;
+    }
+    result
+}
+
+/// The attempt of a claimed refund job.
+async fn run_claimed(deps: &PaymentDeps, job: &JobRow) -> Result<RefundOutcome, RefundError> {
     let Ok(payload) = serde_json::from_value::<RefundPayload>(job.payload.clone()) else {
-        return fail(deps, &job, "invalid_payload", "the job names no order").await;
+        return fail(deps, job, "invalid_payload", "the job names no order").await;
     };
     if job.attempts > job.max_attempts {
         let message = "gave up after repeated failures";
-        return fail(deps, &job, "attempts_exhausted", message).await;
+        return fail(deps, job, "attempts_exhausted", message).await;
     }
     let mut conn = deps.pool.acquire().await?;
     let order = db::orders::find(&mut conn, payload.order_id).await?;
     let lines = db::orders::lines(&mut conn, &[payload.order_id], None).await?;
     drop(conn);
     let Some(order) = order else {
-        return fail(deps, &job, "order_not_found", "the order no longer exists").await;
+        return fail(deps, job, "order_not_found", "the order no longer exists").await;
     };
     // Older jobs name no lines: they refund every line, as they did when they were accepted.
     let line_ids = if payload.line_ids.is_empty() {
@@ -100,10 +110,10 @@ pub async fn process(deps: &PaymentDeps, job_id: Uuid) -> Result<RefundOutcome, 
             "the order is {} and these lines cannot be refunded",
             order.status
         );
-        return fail(deps, &job, "order_not_refundable", &message).await;
+        return fail(deps, job, "order_not_refundable", &message).await;
     }
     let Some(intent_id) = order.payment_intent_id.as_deref() else {
-        return fail(deps, &job, "refund_failed", "the order has no payment").await;
+        return fail(deps, job, "refund_failed", "the order has no payment").await;
     };
     let amount = lines_total(&lines, &line_ids);
     // A job accepted before refunds by line used the order's key and no amount (everything);
@@ -120,11 +130,12 @@ pub async fn process(deps: &PaymentDeps, job_id: Uuid) -> Result<RefundOutcome, 
         Err(e) if e.code() == Some("charge_already_refunded") => None,
         Err(PaymentError::Retryable(reason)) => {
             let mut conn = deps.pool.acquire().await?;
-            db::jobs::requeue(&mut conn, job.id, "payment_unavailable", &reason).await?;
+            let retry_in = jobs::redelivery_delay(job.attempts);
+            db::jobs::requeue(&mut conn, job.id, "payment_unavailable", &reason, retry_in).await?;
             return Err(RefundError::PaymentUnavailable(reason));
         }
         Err(e @ PaymentError::Permanent { .. }) => {
-            return fail(deps, &job, "refund_failed", &e.to_string()).await;
+            return fail(deps, job, "refund_failed", &e.to_string()).await;
         }
     };
     let refund = LineRefund {
@@ -141,7 +152,7 @@ pub async fn process(deps: &PaymentDeps, job_id: Uuid) -> Result<RefundOutcome, 
     let result = json!({ "order_id": order.id, "refund_id": refund_id, "amount_cents": amount });
     db::jobs::succeed(&mut tx, job.id, &result).await?;
     tx.commit().await?;
-    announce(deps, &job, refunded).await;
+    announce(deps, job, refunded).await;
     Ok(RefundOutcome::Refunded)
 }
 
