@@ -483,7 +483,7 @@ async fn drill(args: &ChaosArgs, started: &Started, timeline: Timeline) -> anyho
     // Settle.
     let (settled, state) = settle(&pool, &flows, deadline).await;
     let settled_t = timeline.t();
-    let settled_after_load = settled.then(|| settled_t - secs);
+    let settled_after_load = settled.then_some(settled_t - secs);
     if settled {
         timeline.event(format!(
             "settled, {:.1} s after the load ended",

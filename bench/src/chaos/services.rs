@@ -318,6 +318,7 @@ const INHERITED_BUT_NOT_WANTED: &[&str] = &[
     "GOOGLE_GEOCODING_URL",
     "ALLOWED_ORIGINS",
     "TRUSTED_PROXIES",
+    "PORT",
 ];
 
 /// One supervised process.
