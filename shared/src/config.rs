@@ -3,7 +3,7 @@
 //! Every variable has a default that works on a developer machine; a bad value stops start-up
 //! with an error naming the variable.
 
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use secrecy::SecretString;
 
@@ -56,8 +56,11 @@ pub struct Settings {
     pub database_url: String,
     /// `DATABASE_MAX_CONNECTIONS` (default 10).
     pub database_max_connections: u32,
-    /// `REDIS_URL`.
+    /// `REDIS_URL`; `rediss://` for TLS.
     pub redis_url: String,
+    /// `REDIS_CA_CERT` (unset): a PEM file with the CA certificates a `rediss://` server's
+    /// certificate is checked against instead of the webpki roots (a private CA).
+    pub redis_ca_cert: Option<PathBuf>,
     /// `REDIS_PREFIX`: namespace for every key and queue this deployment owns (default `mp`).
     pub redis_prefix: String,
     /// `API_ADDR`.
@@ -263,6 +266,7 @@ impl Settings {
                 ));
             }
         };
+        let (redis_url, redis_ca_cert) = redis_target(&env)?;
         let queues = env
             .string("WORKER_QUEUES", "all")
             .split(',')
@@ -276,7 +280,8 @@ impl Settings {
                 "postgres://postgres@127.0.0.1:5432/marketplace",
             ),
             database_max_connections: env.parse("DATABASE_MAX_CONNECTIONS", 10)?,
-            redis_url: env.string("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_url,
+            redis_ca_cert,
             redis_prefix: env.string("REDIS_PREFIX", "mp"),
             api_addr: env.parse("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             run_migrations: env.parse("RUN_MIGRATIONS", app_env == AppEnv::Dev)?,
@@ -339,6 +344,25 @@ impl Settings {
                 .transpose()?,
         })
     }
+}
+
+/// `REDIS_URL` and `REDIS_CA_CERT`. A CA file with a plain `redis://` URL is refused: the
+/// operator meant TLS and would silently get none.
+fn redis_target<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<(String, Option<PathBuf>), ConfigError> {
+    let url = env.string("REDIS_URL", "redis://127.0.0.1:6379");
+    let ca_cert = env.optional("REDIS_CA_CERT").map(PathBuf::from);
+    let tls = ["rediss://", "valkeys://"]
+        .iter()
+        .any(|scheme| url.trim_start().starts_with(scheme));
+    if ca_cert.is_some() && !tls {
+        return Err(env.invalid(
+            "REDIS_CA_CERT",
+            "only used with a rediss:// REDIS_URL (TLS)".into(),
+        ));
+    }
+    Ok((url, ca_cert))
 }
 
 /// `ALLOWED_ORIGINS`: comma-separated `scheme://host[:port]` origins (no path, no `*`: a wildcard
@@ -620,6 +644,22 @@ mod tests {
             let err = settings(&[("ALLOWED_ORIGINS", bad)]).unwrap_err();
             assert_eq!(err.name, "ALLOWED_ORIGINS", "{bad}");
         }
+    }
+
+    #[test]
+    fn a_redis_ca_certificate_needs_a_tls_url() {
+        assert_eq!(settings(&[]).unwrap().redis_ca_cert, None);
+        let tls = settings(&[
+            ("REDIS_URL", "rediss://redis.internal:6380"),
+            ("REDIS_CA_CERT", "/etc/redis/ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(
+            tls.redis_ca_cert.as_deref(),
+            Some(std::path::Path::new("/etc/redis/ca.pem"))
+        );
+        let err = settings(&[("REDIS_CA_CERT", "/etc/redis/ca.pem")]).unwrap_err();
+        assert_eq!(err.name, "REDIS_CA_CERT");
     }
 
     #[test]
