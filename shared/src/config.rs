@@ -56,6 +56,10 @@ pub struct Settings {
     pub database_url: String,
     /// `DATABASE_MAX_CONNECTIONS` (default 10).
     pub database_max_connections: u32,
+    /// `DATABASE_CREATE`: `api migrate` creates the database when it is missing (default true
+    /// in dev only). Off, it never issues `CREATE DATABASE`, so it runs as a role without
+    /// `CREATEDB` on a database an operator provisioned.
+    pub database_create: bool,
     /// `REDIS_URL`; `rediss://` for TLS.
     pub redis_url: String,
     /// `REDIS_CA_CERT` (unset): a PEM file with the CA certificates a `rediss://` server's
@@ -280,6 +284,7 @@ impl Settings {
                 "postgres://postgres@127.0.0.1:5432/marketplace",
             ),
             database_max_connections: env.parse("DATABASE_MAX_CONNECTIONS", 10)?,
+            database_create: env.parse("DATABASE_CREATE", app_env == AppEnv::Dev)?,
             redis_url,
             redis_ca_cert,
             redis_prefix: env.string("REDIS_PREFIX", "mp"),
@@ -644,6 +649,22 @@ mod tests {
             let err = settings(&[("ALLOWED_ORIGINS", bad)]).unwrap_err();
             assert_eq!(err.name, "ALLOWED_ORIGINS", "{bad}");
         }
+    }
+
+    #[test]
+    fn databases_are_created_by_default_in_dev_only() {
+        assert!(settings(&[]).unwrap().database_create);
+        assert!(!settings(&PRODUCTION).unwrap().database_create);
+        assert!(
+            !settings(&[("DATABASE_CREATE", "false")])
+                .unwrap()
+                .database_create
+        );
+        let mut vars = PRODUCTION.to_vec();
+        vars.push(("DATABASE_CREATE", "true"));
+        assert!(settings(&vars).unwrap().database_create);
+        let err = settings(&[("DATABASE_CREATE", "yes")]).unwrap_err();
+        assert_eq!(err.name, "DATABASE_CREATE");
     }
 
     #[test]

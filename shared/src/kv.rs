@@ -70,8 +70,17 @@ fn pool_options(settings: &Settings) -> PgPoolOptions {
         .acquire_timeout(Duration::from_secs(5))
 }
 
+/// Whether `error` says the database to connect to does not exist (SQLSTATE 3D000).
+pub fn is_missing_database(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "3D000")
+}
+
 /// Creates the database named in `url` if it does not exist yet (developer convenience for the
-/// one-command start; production databases are provisioned by operators).
+/// one-command start; production databases are provisioned by operators, and `api migrate` calls
+/// this only with `DATABASE_CREATE` on). Connects to the server's maintenance database to look.
 pub async fn ensure_database(url: &str) -> Result<(), sqlx::Error> {
     use sqlx::migrate::MigrateDatabase;
     if !sqlx::Postgres::database_exists(url).await? {
