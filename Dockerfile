@@ -2,7 +2,8 @@
 #
 # One image, three binaries: `api` (default, also serving the web client at /), `worker`, `scheduler`.
 #   docker build -t marketplace --build-arg GIT_COMMIT="$(git rev-parse HEAD)" .
-#   docker run --rm marketplace api migrate      # create the database if missing, apply migrations, exit
+#   docker run --rm marketplace api migrate      # apply migrations to an existing database, exit
+#                                                 # (DATABASE_CREATE=true also creates a missing one)
 #   docker run --rm -p 8080:8080 marketplace      # serve HTTP on 0.0.0.0:8080
 #   docker run --rm marketplace worker            # or: scheduler
 # Configuration is environment only (see README / DESIGN.md "Configuration contract").

@@ -59,13 +59,14 @@ impl Drop for Waiting {
 }
 
 impl JobWaiter {
-    /// Starts the subscription task on `channel`.
-    pub fn start(redis_url: String, channel: String) -> Self {
+    /// Starts the subscription task on `channel`, subscribing through `client` (the process's
+    /// Redis client, so its TLS settings apply).
+    pub fn start(client: redis::Client, channel: String) -> Self {
         let waiter = Self::default();
         let waiters = waiter.waiters.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = subscribe(&redis_url, &channel, &waiters).await {
+                if let Err(e) = subscribe(&client, &channel, &waiters).await {
                     tracing::warn!(error.message = %e, "job completion subscription lost; reconnecting");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -91,8 +92,11 @@ impl JobWaiter {
     }
 }
 
-async fn subscribe(url: &str, channel: &str, waiters: &Waiters) -> redis::RedisResult<()> {
-    let client = redis::Client::open(url)?;
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+    waiters: &Waiters,
+) -> redis::RedisResult<()> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(channel).await?;
     wake_all(waiters);

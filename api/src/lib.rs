@@ -102,14 +102,32 @@ fn cors(origins: &[String]) -> Cors {
         .max_age(600)
 }
 
-/// Applies pending migrations, creating the database first if it does not exist.
+/// Applies pending migrations (`api migrate`, and the api's start with `RUN_MIGRATIONS`). With
+/// `DATABASE_CREATE` on (the default in dev) a missing database is created first; off, no
+/// `CREATE DATABASE` is sent, so a role without `CREATEDB` can migrate the database it was given,
+/// and a missing one is an error that names the setting.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    shared::kv::ensure_database(&settings.database_url)
-        .await
-        .context("failed to create the database")?;
-    let pool = shared::kv::connect_postgres(settings)
-        .await
-        .context("failed to connect to Postgres")?;
+    if settings.database_create {
+        shared::kv::ensure_database(&settings.database_url)
+            .await
+            .context("failed to create the database (DATABASE_CREATE=true)")?;
+    }
+    let pool = match shared::kv::connect_postgres(settings).await {
+        Ok(pool) => pool,
+        Err(e) if !settings.database_create && shared::kv::is_missing_database(&e) => {
+            let name = settings
+                .database_url
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .ok()
+                .and_then(|o| o.get_database().map(str::to_owned))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "database {name:?} (DATABASE_URL) does not exist and DATABASE_CREATE is off: \
+                 create it, or set DATABASE_CREATE=true to let `api migrate` create it"
+            );
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("failed to connect to Postgres")),
+    };
     shared::MIGRATOR
         .run(&pool)
         .await

@@ -1,4 +1,5 @@
-//! `api` serves HTTP; `api migrate` creates the database if needed, applies migrations and exits.
+//! `api` serves HTTP; `api migrate` applies migrations and exits (creating the database first
+//! when it is missing and `DATABASE_CREATE` is on).
 
 use shared::config::Settings;
 

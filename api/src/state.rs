@@ -32,7 +32,7 @@ impl AppState {
         let throttle = LoginThrottle::new(services.redis.clone(), prefix, &settings.auth);
         let auth = Authenticator::new(services.pool.clone(), settings.auth.clone(), throttle);
         let job_waiter = JobWaiter::start(
-            settings.redis_url.clone(),
+            services.redis_client.clone(),
             shared::job_events::channel(prefix),
         );
         Self {

@@ -5,6 +5,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
     str::FromStr,
     time::Duration,
 };
@@ -60,8 +61,15 @@ pub struct Settings {
     pub database_url: String,
     /// `DATABASE_MAX_CONNECTIONS` (default 10).
     pub database_max_connections: u32,
-    /// `REDIS_URL`.
+    /// `DATABASE_CREATE`: `api migrate` creates the database when it is missing (default true
+    /// in dev only). Off, it never issues `CREATE DATABASE`, so it runs as a role without
+    /// `CREATEDB` on a database an operator provisioned.
+    pub database_create: bool,
+    /// `REDIS_URL`; `rediss://` for TLS.
     pub redis_url: String,
+    /// `REDIS_CA_CERT` (unset): a PEM file with the CA certificates a `rediss://` server's
+    /// certificate is checked against instead of the webpki roots (a private CA).
+    pub redis_ca_cert: Option<PathBuf>,
     /// `REDIS_PREFIX`: namespace for every key and queue this deployment owns (default `mp`).
     pub redis_prefix: String,
     /// `API_ADDR`; when it is unset and `PORT` is set (what Heroku-like platforms give a `web`
@@ -268,6 +276,7 @@ impl Settings {
                 ));
             }
         };
+        let (redis_url, redis_ca_cert) = redis_target(&env)?;
         let queues = env
             .string("WORKER_QUEUES", "all")
             .split(',')
@@ -281,7 +290,9 @@ impl Settings {
                 "postgres://postgres@127.0.0.1:5432/marketplace",
             ),
             database_max_connections: env.parse("DATABASE_MAX_CONNECTIONS", 10)?,
-            redis_url: env.string("REDIS_URL", "redis://127.0.0.1:6379"),
+            database_create: env.parse("DATABASE_CREATE", app_env == AppEnv::Dev)?,
+            redis_url,
+            redis_ca_cert,
             redis_prefix: env.string("REDIS_PREFIX", "mp"),
             api_addr: api_addr(&env)?,
             run_migrations: env.parse("RUN_MIGRATIONS", app_env == AppEnv::Dev)?,
@@ -356,6 +367,25 @@ fn api_addr<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<SocketAdd
     // PORT is set here, so the default is never used.
     let port: u16 = env.bounded("PORT", 8080, 1, u16::MAX)?;
     Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
+}
+
+/// `REDIS_URL` and `REDIS_CA_CERT`. A CA file with a plain `redis://` URL is refused: the
+/// operator meant TLS and would silently get none.
+fn redis_target<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<(String, Option<PathBuf>), ConfigError> {
+    let url = env.string("REDIS_URL", "redis://127.0.0.1:6379");
+    let ca_cert = env.optional("REDIS_CA_CERT").map(PathBuf::from);
+    let tls = ["rediss://", "valkeys://"]
+        .iter()
+        .any(|scheme| url.trim_start().starts_with(scheme));
+    if ca_cert.is_some() && !tls {
+        return Err(env.invalid(
+            "REDIS_CA_CERT",
+            "only used with a rediss:// REDIS_URL (TLS)".into(),
+        ));
+    }
+    Ok((url, ca_cert))
 }
 
 /// `ALLOWED_ORIGINS`: comma-separated `scheme://host[:port]` origins (no path, no `*`: a wildcard
@@ -637,6 +667,38 @@ mod tests {
             let err = settings(&[("ALLOWED_ORIGINS", bad)]).unwrap_err();
             assert_eq!(err.name, "ALLOWED_ORIGINS", "{bad}");
         }
+    }
+
+    #[test]
+    fn databases_are_created_by_default_in_dev_only() {
+        assert!(settings(&[]).unwrap().database_create);
+        assert!(!settings(&PRODUCTION).unwrap().database_create);
+        assert!(
+            !settings(&[("DATABASE_CREATE", "false")])
+                .unwrap()
+                .database_create
+        );
+        let mut vars = PRODUCTION.to_vec();
+        vars.push(("DATABASE_CREATE", "true"));
+        assert!(settings(&vars).unwrap().database_create);
+        let err = settings(&[("DATABASE_CREATE", "yes")]).unwrap_err();
+        assert_eq!(err.name, "DATABASE_CREATE");
+    }
+
+    #[test]
+    fn a_redis_ca_certificate_needs_a_tls_url() {
+        assert_eq!(settings(&[]).unwrap().redis_ca_cert, None);
+        let tls = settings(&[
+            ("REDIS_URL", "rediss://redis.internal:6380"),
+            ("REDIS_CA_CERT", "/etc/redis/ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(
+            tls.redis_ca_cert.as_deref(),
+            Some(std::path::Path::new("/etc/redis/ca.pem"))
+        );
+        let err = settings(&[("REDIS_CA_CERT", "/etc/redis/ca.pem")]).unwrap_err();
+        assert_eq!(err.name, "REDIS_CA_CERT");
     }
 
     #[test]

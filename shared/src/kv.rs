@@ -1,8 +1,15 @@
 //! Connections to PostgreSQL and Redis with the settings every process shares.
+//!
+//! TLS: PostgreSQL's is chosen by `sslmode` (and `sslrootcert`) in `DATABASE_URL`, which sqlx
+//! reads from the URL; Redis's by a `rediss://` `REDIS_URL`, with `REDIS_CA_CERT` for a private
+//! CA, applied by [`redis_client`], the one place a Redis client is made.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    ErrorKind, RedisError, TlsCertificates,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
 use crate::config::Settings;
@@ -13,11 +20,37 @@ pub async fn connect_postgres(settings: &Settings) -> Result<PgPool, sqlx::Error
     pool_options(settings).connect(&settings.database_url).await
 }
 
-/// Opens a reconnecting Redis connection. The response timeout is raised from the 500 ms
-/// default, which drops whole connections under load (a stall longer than it ends apalis workers;
-/// `docs/ARCHITECTURE.md`, "Queues").
-pub async fn connect_redis(url: &str) -> Result<ConnectionManager, redis::RedisError> {
-    let client = redis::Client::open(url)?;
+/// The Redis client for `url` (`REDIS_URL`), trusting only the CA certificates in the PEM file
+/// `ca_cert` (`REDIS_CA_CERT`) when given, the webpki roots otherwise. Every Redis connection of
+/// every process (the shared connection, pub/sub subscriptions, test clean-up) is opened from a
+/// client made here, so TLS settings apply to all of them. Opens no connection.
+pub fn redis_client(url: &str, ca_cert: Option<&Path>) -> Result<redis::Client, RedisError> {
+    // rustls needs a process-wide provider for the `rediss://` handshake; `main` installs it
+    // first thing, and this keeps a library or test caller from depending on that.
+    crate::payments::install_crypto_provider();
+    let Some(path) = ca_cert else {
+        return redis::Client::open(url);
+    };
+    let pem = std::fs::read(path).map_err(|e| {
+        RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "cannot read the Redis CA certificate (REDIS_CA_CERT)",
+            format!("{}: {e}", path.display()),
+        ))
+    })?;
+    redis::Client::build_with_tls(
+        url,
+        TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        },
+    )
+}
+
+/// Opens a reconnecting Redis connection from `client` ([`redis_client`]). The response timeout
+/// is raised from the 500 ms default, which drops whole connections under load (a stall longer
+/// than it ends apalis workers; `docs/ARCHITECTURE.md`, "Queues").
+pub async fn connect_redis(client: &redis::Client) -> Result<ConnectionManager, RedisError> {
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(Duration::from_secs(5)))
         .set_connection_timeout(Some(Duration::from_secs(5)));
@@ -37,8 +70,17 @@ fn pool_options(settings: &Settings) -> PgPoolOptions {
         .acquire_timeout(Duration::from_secs(5))
 }
 
+/// Whether `error` says the database to connect to does not exist (SQLSTATE 3D000).
+pub fn is_missing_database(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "3D000")
+}
+
 /// Creates the database named in `url` if it does not exist yet (developer convenience for the
-/// one-command start; production databases are provisioned by operators).
+/// one-command start; production databases are provisioned by operators, and `api migrate` calls
+/// this only with `DATABASE_CREATE` on). Connects to the server's maintenance database to look.
 pub async fn ensure_database(url: &str) -> Result<(), sqlx::Error> {
     use sqlx::migrate::MigrateDatabase;
     if !sqlx::Postgres::database_exists(url).await? {

@@ -27,6 +27,9 @@ pub struct Services {
     pub pool: PgPool,
     /// A reconnecting Redis connection; queues, the gate and the limiters are built on it.
     pub redis: ConnectionManager,
+    /// The client `redis` was opened from, with the TLS settings: connections of their own
+    /// (pub/sub subscriptions) are opened from it, never from the bare URL.
+    pub redis_client: redis::Client,
     /// The process settings.
     pub settings: Arc<Settings>,
     /// The producer side of every job queue.
@@ -46,7 +49,7 @@ impl Services {
         let pool = crate::kv::connect_postgres(&settings)
             .await
             .context("Failed to connect to Postgres (DATABASE_URL)")?;
-        Self::over(pool, settings).await
+        Self::with_pool(pool, settings).await
     }
 
     /// Like [`Services::connect`], for a process that needs Postgres only now and then (the
@@ -55,20 +58,28 @@ impl Services {
     /// not stop start-up.
     pub async fn connect_lazily(settings: Settings) -> anyhow::Result<Self> {
         let pool = crate::kv::lazy_postgres(&settings).context("Invalid DATABASE_URL")?;
-        Self::over(pool, settings).await
+        Self::with_pool(pool, settings).await
     }
 
-    /// Connects to Redis and builds the clients over `pool`.
-    async fn over(pool: PgPool, settings: Settings) -> anyhow::Result<Self> {
-        let redis = crate::kv::connect_redis(&settings.redis_url)
+    /// Connects to Redis and builds the clients over `pool`, a pool that is already open (the
+    /// test app's own database, say).
+    pub async fn with_pool(pool: PgPool, settings: Settings) -> anyhow::Result<Self> {
+        let redis_client =
+            crate::kv::redis_client(&settings.redis_url, settings.redis_ca_cert.as_deref())
+                .context("Invalid Redis settings (REDIS_URL, REDIS_CA_CERT)")?;
+        let redis = crate::kv::connect_redis(&redis_client)
             .await
             .context("Failed to connect to Redis (REDIS_URL)")?;
-        Self::new(pool, redis, settings)
+        Self::new(pool, redis_client, redis, settings)
     }
 
-    /// Builds the clients over connections that are already open (the test app's own
-    /// database, say).
-    pub fn new(pool: PgPool, redis: ConnectionManager, settings: Settings) -> anyhow::Result<Self> {
+    /// Builds the clients over connections that are already open.
+    fn new(
+        pool: PgPool,
+        redis_client: redis::Client,
+        redis: ConnectionManager,
+        settings: Settings,
+    ) -> anyhow::Result<Self> {
         let payments = Payments::from_settings(&settings.stripe)
             .context("Invalid Stripe settings (PAYMENTS, STRIPE_SECRET_KEY, STRIPE_API_BASE)")?;
         tracing::info!(
@@ -84,6 +95,7 @@ impl Services {
             gate: StockGate::new(redis.clone(), prefix),
             pool,
             redis,
+            redis_client,
             settings: Arc::new(settings),
             payments,
             geocoder,

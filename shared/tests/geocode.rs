@@ -62,7 +62,8 @@ fn match_body() -> Value {
 async fn redis() -> (ConnectionManager, String) {
     let url =
         std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let conn = shared::kv::connect_redis(&url).await.expect("Redis");
+    let client = shared::kv::redis_client(&url, None).expect("Redis URL");
+    let conn = shared::kv::connect_redis(&client).await.expect("Redis");
     (conn, format!("test-{}", uuid::Uuid::new_v4().simple()))
 }
 

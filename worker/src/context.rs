@@ -24,7 +24,7 @@ impl JobContext {
             .into_iter()
             .map(|job| queue::queue_name(&services.settings.redis_prefix, job))
             .collect();
-        let wakeups = PushWakeups::start(&services.settings.redis_url, queues);
+        let wakeups = PushWakeups::start(services.redis_client.clone(), queues);
         Ok(Self { services, wakeups })
     }
 }

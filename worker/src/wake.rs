@@ -34,9 +34,10 @@ pub struct PushWakeups {
 }
 
 impl PushWakeups {
-    /// Subscribes to the push channels of `queues` (full queue names) and keeps the
-    /// subscription alive in a background task.
-    pub fn start(redis_url: &str, queues: Vec<String>) -> Self {
+    /// Subscribes to the push channels of `queues` (full queue names) through `client` (the
+    /// process's Redis client, so its TLS settings apply) and keeps the subscription alive in a
+    /// background task.
+    pub fn start(client: redis::Client, queues: Vec<String>) -> Self {
         let map: HashMap<String, Arc<Notify>> = queues
             .into_iter()
             .map(|q| (q, Arc::new(Notify::new())))
@@ -45,10 +46,9 @@ impl PushWakeups {
             queues: Arc::new(map),
         };
         let task = wakeups.clone();
-        let url = redis_url.to_owned();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = task.listen(&url).await {
+                if let Err(e) = task.listen(&client).await {
                     tracing::warn!(error.message = %e, "push wake-up subscription lost; polling meanwhile");
                 }
                 // Everything may have been pushed while the subscription was down.
@@ -70,8 +70,7 @@ impl PushWakeups {
         }
     }
 
-    async fn listen(&self, url: &str) -> redis::RedisResult<()> {
-        let client = redis::Client::open(url)?;
+    async fn listen(&self, client: &redis::Client) -> redis::RedisResult<()> {
         let mut pubsub = client.get_async_pubsub().await?;
         for queue in self.queues.keys() {
             pubsub

@@ -12,6 +12,7 @@ mod helpers;
 mod hostile_text;
 mod listings;
 mod metrics;
+mod migrate;
 mod openapi;
 mod orders;
 mod payments;

@@ -23,15 +23,11 @@ use super::{
     reserve::{KnownIntent, OrderDraft, Reservation, reserve, store_intent},
 };
 use crate::{
-    db::{
-        self, StoreError,
-        jobs::{Claim, JobRow},
-        orders::OrderRow,
-    },
+    db::{self, StoreError, jobs::JobRow, orders::OrderRow},
     domain::money::MoneyLimits,
     gate::StockGate,
     job_events,
-    jobs::{self, CLAIM_LEASE, Checkout, Job as _},
+    jobs::{self, Checkout, Job as _},
     payments::{PaymentError, Payments, matching::ExpectedPayment},
 };
 
@@ -95,18 +91,24 @@ impl From<sqlx::Error> for ProcessError {
 /// Runs one delivery of checkout job `job_id`.
 #[tracing::instrument(skip_all, fields(job.id = %job_id))]
 pub async fn process(deps: &CheckoutDeps, job_id: Uuid) -> Result<ProcessOutcome, ProcessError> {
-    let mut conn = deps.pool.acquire().await?;
-    let job = match db::jobs::claim(&mut conn, job_id, Checkout::NAME, CLAIM_LEASE).await? {
-        Claim::Claimed(job) => *job,
-        Claim::Busy => return Err(ProcessError::Busy),
-        Claim::Done => return Ok(ProcessOutcome::Skipped),
-    };
-    drop(conn);
-    let result = run_claimed(deps, &job).await;
-    if let Err(ProcessError::Store(_)) = result {
-        jobs::release_after_error(&deps.pool, &job).await;
+    let skipped = ProcessOutcome::Skipped;
+    jobs::claimed(
+        &deps.pool,
+        job_id,
+        Checkout::NAME,
+        skipped,
+        |job| async move { run_claimed(deps, &job).await },
+    )
+    .await
+}
+
+impl jobs::ClaimFailure for ProcessError {
+    fn busy() -> Self {
+        Self::Busy
     }
-    result
+    fn is_store(&self) -> bool {
+        matches!(self, Self::Store(_))
+    }
 }
 
 /// The attempt of a claimed job.

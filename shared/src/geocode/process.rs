@@ -32,10 +32,10 @@ use crate::{
     db::{
         self, StoreError,
         addresses::{AddressRow, GeocodeUpdate},
-        jobs::{Claim, JobRow},
+        jobs::JobRow,
     },
     domain::AddressStatus,
-    jobs::{self, CLAIM_LEASE, GeocodeAddress, Job as _},
+    jobs::{self, GeocodeAddress, Job as _},
 };
 
 /// Longest wait for a rate-limit slot before the job is deferred instead.
@@ -141,18 +141,24 @@ impl From<sqlx::Error> for ProcessError {
 /// Runs one delivery of geocoding job `job_id`.
 #[tracing::instrument(skip_all, fields(job.id = %job_id))]
 pub async fn process(deps: &GeocodeDeps, job_id: Uuid) -> Result<ProcessOutcome, ProcessError> {
-    let mut conn = deps.pool.acquire().await?;
-    let job = match db::jobs::claim(&mut conn, job_id, GeocodeAddress::NAME, CLAIM_LEASE).await? {
-        Claim::Claimed(job) => *job,
-        Claim::Busy => return Err(ProcessError::Busy),
-        Claim::Done => return Ok(ProcessOutcome::Skipped),
-    };
-    drop(conn);
-    let result = run_claimed(deps, &job).await;
-    if let Err(ProcessError::Store(_)) = result {
-        jobs::release_after_error(&deps.pool, &job).await;
+    let skipped = ProcessOutcome::Skipped;
+    jobs::claimed(
+        &deps.pool,
+        job_id,
+        GeocodeAddress::NAME,
+        skipped,
+        |job| async move { run_claimed(deps, &job).await },
+    )
+    .await
+}
+
+impl jobs::ClaimFailure for ProcessError {
+    fn busy() -> Self {
+        Self::Busy
     }
-    result
+    fn is_store(&self) -> bool {
+        matches!(self, Self::Store(_))
+    }
 }
 
 /// The attempt of a claimed geocoding job.

@@ -30,7 +30,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use self::{
     checkout::Checkout,
-    claims::{CLAIM_LEASE, redelivery_delay, release_after_error},
+    claims::{CLAIM_LEASE, ClaimFailure, claimed, redelivery_delay},
     expire_orders::ExpireOrders,
     geocode_address::GeocodeAddress,
     payment_event::PaymentEvent,

@@ -117,12 +117,10 @@ impl TestApp {
         settings.auth.refresh_max_per_ip = 0;
         settings.auth.password_change_max_per_ip = 0;
         adjust(&mut settings);
-        let redis = shared::kv::connect_redis(&settings.redis_url)
+        let services = shared::services::Services::with_pool(db.pool.clone(), settings.clone())
             .await
-            .expect("connect to Redis");
-        let services =
-            shared::services::Services::new(db.pool.clone(), redis.clone(), settings.clone())
-                .expect("payment and geocoder settings");
+            .expect("Redis, payment and geocoder settings");
+        let redis = services.redis.clone();
         let state = AppState::new(services);
         let client = TestClient::new(TestPeer(api::app(state.clone())).boxed());
         Self {
@@ -513,8 +511,10 @@ impl TestApp {
     fn clean_redis(&self) {
         let pattern = format!("{}*", self.settings.redis_prefix);
         let url = self.settings.redis_url.clone();
+        let ca_cert = self.settings.redis_ca_cert.clone();
         let cleaned = std::thread::spawn(move || -> redis::RedisResult<()> {
-            let mut conn = redis::Client::open(url)?.get_connection()?;
+            let client = shared::kv::redis_client(&url, ca_cert.as_deref())?;
+            let mut conn = client.get_connection()?;
             let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
             if !keys.is_empty() {
                 redis::cmd("DEL").arg(keys).query::<()>(&mut conn)?;

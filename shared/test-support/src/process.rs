@@ -29,8 +29,19 @@ impl BinaryProcess {
     /// Starts the binary at `path` (`env!("CARGO_BIN_EXE_<name>")`) against the test Postgres
     /// and Redis, with a fresh Redis prefix, JSON logs and `overrides` on top.
     pub fn spawn(name: &'static str, path: &str, overrides: &[(&str, &str)]) -> Self {
+        Self::spawn_with_args(name, path, &[], overrides)
+    }
+
+    /// Like [`BinaryProcess::spawn`], with command-line arguments (`api migrate`).
+    pub fn spawn_with_args(
+        name: &'static str,
+        path: &str,
+        args: &[&str],
+        overrides: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(path);
         command
+            .args(args)
             // Somewhere without a `.env` file, so only the variables below apply.
             .current_dir(std::env::temp_dir())
             .env("APP_ENV", "dev")

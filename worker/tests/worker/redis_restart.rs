@@ -82,7 +82,8 @@ async fn after_a_redis_restart_the_worker_reconnects_and_consumes_again() {
     // Deliberate downtime (not a wait for anything): the worker's connections fail meanwhile.
     std::thread::sleep(Duration::from_secs(1));
     let _redis = PrivateRedis::start(port);
-    let conn = shared::kv::connect_redis(&url)
+    let client = shared::kv::redis_client(&url, None).expect("Redis URL");
+    let conn = shared::kv::connect_redis(&client)
         .await
         .expect("Redis is back");
     let queue = JobQueue::new(

@@ -404,16 +404,10 @@ async fn two_workers_sharing_redis_never_exceed_the_configured_rate_together() {
         deps.max_rate_wait = Duration::from_secs(30);
         deps
     };
-    let a = worker(
-        shared::kv::connect_redis(&app.settings.redis_url)
-            .await
-            .unwrap(),
-    );
-    let b = worker(
-        shared::kv::connect_redis(&app.settings.redis_url)
-            .await
-            .unwrap(),
-    );
+    // Two connections of their own, as two worker processes would have.
+    let client = app.state.redis_client.clone();
+    let a = worker(shared::kv::connect_redis(&client).await.unwrap());
+    let b = worker(shared::kv::connect_redis(&client).await.unwrap());
     let mut conn = app.pool().acquire().await.unwrap();
     let ids = shared::db::jobs::queued_ids(&mut conn, shared::jobs::GeocodeAddress::NAME)
         .await

@@ -15,11 +15,11 @@ use super::{RefundPayload, request::lines_total};
 use crate::{
     db::{
         self, StoreError,
-        jobs::{Claim, JobRow},
+        jobs::JobRow,
         settlement::{LineRefund, RefundedLines},
     },
     job_events,
-    jobs::{self, CLAIM_LEASE, Job as _, RefundOrder},
+    jobs::{self, Job as _, RefundOrder},
     payment_events::PaymentDeps,
     payments::PaymentError,
 };
@@ -62,18 +62,24 @@ impl From<sqlx::Error> for RefundError {
 /// Runs one delivery of refund job `job_id`.
 #[tracing::instrument(skip_all, fields(job.id = %job_id))]
 pub async fn process(deps: &PaymentDeps, job_id: Uuid) -> Result<RefundOutcome, RefundError> {
-    let mut conn = deps.pool.acquire().await?;
-    let job = match db::jobs::claim(&mut conn, job_id, RefundOrder::NAME, CLAIM_LEASE).await? {
-        Claim::Claimed(job) => *job,
-        Claim::Busy => return Err(RefundError::Busy),
-        Claim::Done => return Ok(RefundOutcome::Skipped),
-    };
-    drop(conn);
-    let result = run_claimed(deps, &job).await;
-    if let Err(RefundError::Store(_)) = result {
-        jobs::release_after_error(&deps.pool, &job).await;
+    let skipped = RefundOutcome::Skipped;
+    jobs::claimed(
+        &deps.pool,
+        job_id,
+        RefundOrder::NAME,
+        skipped,
+        |job| async move { run_claimed(deps, &job).await },
+    )
+    .await
+}
+
+impl jobs::ClaimFailure for RefundError {
+    fn busy() -> Self {
+        Self::Busy
     }
-    result
+    fn is_store(&self) -> bool {
+        matches!(self, Self::Store(_))
+    }
 }
 
 /// The attempt of a claimed refund job.
