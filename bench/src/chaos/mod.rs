@@ -230,6 +230,8 @@ fn server_env(
         ("LOG_FORMAT", "json".into()),
         ("RUST_LOG", log),
         ("RUN_MIGRATIONS", "false".into()),
+        // The cluster is new: `api migrate` creates the database.
+        ("DATABASE_CREATE", "true".into()),
         ("WEB_DIR", "off".into()),
         ("GEOCODER", "none".into()),
         ("PAYMENTS", "stripe".into()),
