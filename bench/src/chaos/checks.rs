@@ -105,8 +105,29 @@ pub(crate) fn client_figures(flows: &[Flow], empty_carts: u64) -> ClientFigures 
 /// A job's or event's life, for the recovery figures.
 #[derive(sqlx::FromRow)]
 struct Life {
+    id: String,
+    attempts: i32,
     created: DateTime<Utc>,
     finished: Option<DateTime<Utc>>,
+}
+
+/// The hit job (or event) that took longest, for telling what held it up.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Slowest {
+    pub id: String,
+    pub attempts: i32,
+    /// Seconds from the fault's start to its creation (negative: before) and to its end.
+    pub created_s: f64,
+    pub final_s: f64,
+}
+
+impl Slowest {
+    fn describe(&self) -> String {
+        format!(
+            "{} (created {:+.1} s from the fault, {} attempts)",
+            self.id, self.created_s, self.attempts
+        )
+    }
 }
 
 /// What one fault did to the work in flight.
@@ -120,16 +141,24 @@ pub(crate) struct Recovery {
     /// Fault → the last of them final (seconds); `None` when none was hit.
     pub jobs_max_s: Option<f64>,
     pub jobs_not_final: usize,
+    pub slowest_job: Option<Slowest>,
     pub events_hit: usize,
     pub events_max_s: Option<f64>,
     pub events_not_processed: usize,
+    pub slowest_event: Option<Slowest>,
 }
 
-fn hit(lives: &[Life], fault: &Fault) -> (usize, usize, Option<f64>, usize) {
+/// What a fault hit: (hit, in flight at the fault, longest fault → final, never final, the
+/// slowest of them).
+type Hit = (usize, usize, Option<f64>, usize, Option<Slowest>);
+
+fn hit(lives: &[Life], fault: &Fault) -> Hit {
     let mut n = 0;
     let mut in_flight = 0;
     let mut max: Option<f64> = None;
     let mut open = 0;
+    let mut slowest = None;
+    let secs = |t: DateTime<Utc>| (t - fault.start).num_milliseconds() as f64 / 1000.0;
     for l in lives {
         let hit = l.created <= fault.end && l.finished.is_none_or(|f| f > fault.start);
         if !hit {
@@ -139,18 +168,26 @@ fn hit(lives: &[Life], fault: &Fault) -> (usize, usize, Option<f64>, usize) {
         in_flight += usize::from(l.created <= fault.start);
         match l.finished {
             Some(f) => {
-                let s = (f - fault.start).num_milliseconds() as f64 / 1000.0;
-                max = Some(max.map_or(s, |m: f64| m.max(s)));
+                let s = secs(f);
+                if max.is_none_or(|m| s > m) {
+                    max = Some(s);
+                    slowest = Some(Slowest {
+                        id: l.id.clone(),
+                        attempts: l.attempts,
+                        created_s: secs(l.created),
+                        final_s: s,
+                    });
+                }
             }
             None => open += 1,
         }
     }
-    (n, in_flight, max, open)
+    (n, in_flight, max, open, slowest)
 }
 
 pub(crate) async fn recovery(pool: &PgPool, faults: &[Fault]) -> anyhow::Result<Vec<Recovery>> {
     let jobs: Vec<Life> = sqlx::query_as(
-        "SELECT created_at AS created,
+        "SELECT kind || ' ' || id AS id, attempts, created_at AS created,
                 CASE WHEN status IN ('succeeded', 'failed') THEN COALESCE(finished_at, updated_at) END AS finished
          FROM jobs",
     )
@@ -158,7 +195,7 @@ pub(crate) async fn recovery(pool: &PgPool, faults: &[Fault]) -> anyhow::Result<
     .await
     .context("failed to read the jobs")?;
     let events: Vec<Life> = sqlx::query_as(
-        "SELECT received_at AS created, processed_at AS finished FROM webhook_events",
+        "SELECT id, attempts, received_at AS created, processed_at AS finished FROM webhook_events",
     )
     .fetch_all(pool)
     .await
@@ -166,8 +203,10 @@ pub(crate) async fn recovery(pool: &PgPool, faults: &[Fault]) -> anyhow::Result<
     Ok(faults
         .iter()
         .map(|f| {
-            let (jobs_hit, jobs_in_flight_at_fault, jobs_max_s, jobs_not_final) = hit(&jobs, f);
-            let (events_hit, _, events_max_s, events_not_processed) = hit(&events, f);
+            let (jobs_hit, jobs_in_flight_at_fault, jobs_max_s, jobs_not_final, slowest_job) =
+                hit(&jobs, f);
+            let (events_hit, _, events_max_s, events_not_processed, slowest_event) =
+                hit(&events, f);
             Recovery {
                 fault: f.name,
                 at_t: f.start_t,
@@ -175,9 +214,11 @@ pub(crate) async fn recovery(pool: &PgPool, faults: &[Fault]) -> anyhow::Result<
                 jobs_in_flight_at_fault,
                 jobs_max_s,
                 jobs_not_final,
+                slowest_job,
                 events_hit,
                 events_max_s,
                 events_not_processed,
+                slowest_event,
             }
         })
         .collect())
@@ -829,12 +870,16 @@ pub(crate) fn checks(
             format!("recovery after {} (jobs)", r.fault),
             &format!("every job not final at the fault, or created during it, final within {RECOVERY_BOUND_S:.0} s"),
             format!(
-                "t={:.1}s: {} jobs hit ({} in flight at the fault), max {} to final, {} never final",
+                "t={:.1}s: {} jobs hit ({} in flight at the fault), max {} to final, {} never final{}",
                 r.at_t,
                 r.jobs_hit,
                 r.jobs_in_flight_at_fault,
                 max(r.jobs_max_s),
-                r.jobs_not_final
+                r.jobs_not_final,
+                r.slowest_job
+                    .as_ref()
+                    .map(|s| format!("; slowest {}", s.describe()))
+                    .unwrap_or_default()
             ),
             r.jobs_not_final == 0 && r.jobs_max_s.is_none_or(|m| m <= RECOVERY_BOUND_S),
         ));
@@ -842,10 +887,14 @@ pub(crate) fn checks(
             format!("recovery after {} (payment events)", r.fault),
             &format!("every webhook event not processed at the fault, or received during it, processed within {RECOVERY_BOUND_S:.0} s"),
             format!(
-                "{} events hit, max {} to processed, {} never processed",
+                "{} events hit, max {} to processed, {} never processed{}",
                 r.events_hit,
                 max(r.events_max_s),
-                r.events_not_processed
+                r.events_not_processed,
+                r.slowest_event
+                    .as_ref()
+                    .map(|s| format!("; slowest {}", s.describe()))
+                    .unwrap_or_default()
             ),
             r.events_not_processed == 0 && r.events_max_s.is_none_or(|m| m <= RECOVERY_BOUND_S),
         ));
@@ -903,30 +952,26 @@ mod tests {
         let f = fault(10.0, 12.0);
         let t0 = DateTime::<Utc>::from_timestamp(1_000_000, 0).unwrap();
         let at = |t: f64| t0 + chrono::Duration::milliseconds((t * 1000.0) as i64);
+        let life = |id: &str, created: f64, finished: Option<f64>| Life {
+            id: id.into(),
+            attempts: 1,
+            created: at(created),
+            finished: finished.map(at),
+        };
         let lives = vec![
-            Life {
-                created: at(1.0),
-                finished: Some(at(2.0)),
-            }, // done before
-            Life {
-                created: at(9.0),
-                finished: Some(at(40.0)),
-            }, // in flight: 30 s
-            Life {
-                created: at(11.0),
-                finished: Some(at(13.0)),
-            }, // created during
-            Life {
-                created: at(13.0),
-                finished: Some(at(99.0)),
-            }, // after
-            Life {
-                created: at(9.5),
-                finished: None,
-            }, // never final
+            life("before", 1.0, Some(2.0)),
+            life("in flight", 9.0, Some(40.0)),
+            life("during", 11.0, Some(13.0)),
+            life("after", 13.0, Some(99.0)),
+            life("never final", 9.5, None),
         ];
-        let (n, in_flight, max, open) = hit(&lives, &f);
+        let (n, in_flight, max, open, slowest) = hit(&lives, &f);
         assert_eq!((n, in_flight, open), (3, 2, 1));
+        let slowest = slowest.unwrap();
+        assert_eq!(
+            (slowest.id.as_str(), slowest.created_s),
+            ("in flight", -1.0)
+        );
         assert_eq!(max, Some(30.0));
     }
 
