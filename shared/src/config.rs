@@ -92,6 +92,9 @@ pub struct Settings {
     pub max_unpaid_orders: i64,
     /// `MAX_BODY_BYTES` (65536): request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// `READINESS_TIMEOUT_MS` (500): how long `/health/ready` waits for PostgreSQL and Redis
+    /// before answering 503, so a load balancer sees an outage instead of a slow 200.
+    pub readiness_timeout: Duration,
     /// `WEB_DIR` (`web/dist`): the built web client the api serves at `/` (`off`: none).
     pub web_dir: Option<std::path::PathBuf>,
     /// `ALLOWED_ORIGINS`: origins of a separately hosted web client allowed to call the API
@@ -330,6 +333,12 @@ impl Settings {
             limits: money_limits(&env)?,
             max_unpaid_orders: env.bounded("MAX_UNPAID_ORDERS", 3, 1, 1_000)?,
             max_body_bytes: env.parse("MAX_BODY_BYTES", 64 * 1024)?,
+            readiness_timeout: Duration::from_millis(env.bounded(
+                "READINESS_TIMEOUT_MS",
+                500,
+                1,
+                60_000,
+            )?),
             web_dir: match env.string("WEB_DIR", "web/dist").trim() {
                 "" | "off" => None,
                 dir => Some(dir.into()),

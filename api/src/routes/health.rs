@@ -40,15 +40,32 @@ impl HealthApi {
     /// Postgres and Redis are reachable; 503 otherwise.
     #[oai(path = "/health/ready", method = "get", operation_id = "get_readiness")]
     async fn ready(&self) -> Result<HealthResponse, ApiError> {
-        if let Err(e) = shared::db::ping(&self.state.pool).await {
-            tracing::warn!(error.message = %e, "readiness: Postgres unreachable");
-            return Err(ApiError::unavailable("database unreachable"));
+        // Bounded: without a limit the ping would wait for the pool's acquire timeout and answer
+        // 200 once a short restart is over, so the outage would never show.
+        let limit = self.state.settings.readiness_timeout;
+        match tokio::time::timeout(limit, shared::db::ping(&self.state.pool)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error.message = %e, "readiness: Postgres unreachable");
+                return Err(ApiError::unavailable("database unreachable"));
+            }
+            Err(_) => {
+                tracing::warn!(?limit, "readiness: Postgres did not answer in time");
+                return Err(ApiError::unavailable("database unreachable"));
+            }
         }
         let mut redis = self.state.redis.clone();
-        if let Err(e) = redis::cmd("PING").query_async::<String>(&mut redis).await {
-            tracing::warn!(error.message = %e, "readiness: Redis unreachable");
-            return Err(ApiError::unavailable("redis unreachable"));
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(limit, ping.query_async::<String>(&mut redis)).await {
+            Ok(Ok(_)) => Ok(ok()),
+            Ok(Err(e)) => {
+                tracing::warn!(error.message = %e, "readiness: Redis unreachable");
+                Err(ApiError::unavailable("redis unreachable"))
+            }
+            Err(_) => {
+                tracing::warn!(?limit, "readiness: Redis did not answer in time");
+                Err(ApiError::unavailable("redis unreachable"))
+            }
         }
-        Ok(ok())
     }
 }

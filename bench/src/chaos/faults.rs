@@ -25,7 +25,7 @@ pub(crate) enum Kind {
     FlushRedis,
     /// Redis stopped and started again on the same port (empty: no persistence).
     RestartRedis,
-    /// `pg_ctl restart -m fast`.
+    /// `pg_ctl stop -m fast`, 2 s down, `pg_ctl start`.
     RestartPostgres,
     /// SIGTERM to the api, wait for its exit, start a new one.
     RestartApi,
@@ -149,15 +149,21 @@ async fn inject(kind: Kind, t: &Targets) -> anyhow::Result<String> {
             Ok("stopped, 1 s down, started empty".into())
         }
         Kind::RestartPostgres => {
-            tl.event(format!("FAULT {}: pg_ctl restart -m fast", kind.name()));
+            // Down for 2 s, like a managed database's restart or failover, rather than the
+            // 0.3 s of a local `pg_ctl restart`, which a pool can hide entirely.
+            tl.event(format!("FAULT {}: pg_ctl stop -m fast", kind.name()));
             let started = Instant::now();
             let pg = t.postgres.clone();
-            tokio::task::spawn_blocking(move || pg.restart_fast()).await??;
+            tokio::task::spawn_blocking(move || pg.stop_fast()).await??;
+            tl.event("PostgreSQL stopped; down for 2 s");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let pg = t.postgres.clone();
+            tokio::task::spawn_blocking(move || pg.start()).await??;
             let took = started.elapsed().as_secs_f64();
             tl.event(format!(
-                "PostgreSQL accepting connections again ({took:.2} s)"
+                "PostgreSQL accepting connections again ({took:.2} s after the stop)"
             ));
-            Ok(format!("pg_ctl restart took {took:.2} s"))
+            Ok(format!("stopped, 2 s down, started: {took:.2} s"))
         }
         Kind::RestartApi => {
             tl.event(format!("FAULT {}: SIGTERM api", kind.name()));

@@ -208,10 +208,10 @@ impl Postgres {
         self.pg_ctl("start", None)
     }
 
-    /// `pg_ctl restart -m fast`: every session is terminated, the server stops after a
-    /// checkpoint and starts again.
-    pub(crate) fn restart_fast(&self) -> anyhow::Result<()> {
-        self.pg_ctl("restart", Some("fast"))
+    /// `pg_ctl stop -m fast`: every session is terminated and the server stops after a
+    /// checkpoint.
+    pub(crate) fn stop_fast(&self) -> anyhow::Result<()> {
+        self.pg_ctl("stop", Some("fast"))
     }
 
     pub(crate) fn stop(&self) {
