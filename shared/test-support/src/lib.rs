@@ -12,6 +12,7 @@ mod app;
 mod db;
 mod eventually;
 mod http;
+pub mod private_redis;
 pub mod process;
 pub mod stripe;
 

@@ -3,65 +3,19 @@
 //! private `redis-server` (installed with Redis; `.ci/run` installs it), since restarting the
 //! shared one would disturb every other test.
 
-use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use shared::{
     jobs::{self, Job as _},
     queue::{JobQueue, JobTask},
 };
-use test_support::{TestApp, eventually_every};
+use test_support::{
+    TestApp, eventually_every,
+    private_redis::{PrivateRedis, free_port, redis_server_installed},
+};
 use uuid::Uuid;
 
 use crate::fleet::spawn_worker;
-
-/// A throwaway Redis on a port of its own, without persistence (as in docker-compose).
-struct PrivateRedis {
-    child: Child,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        test_support::eventually_blocking(
-            &format!("redis-server to listen on {port}"),
-            Duration::from_secs(10),
-            || std::net::TcpStream::connect(("127.0.0.1", port)),
-        );
-        Self { child }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("address").port()
-}
-
-/// Whether `redis-server` can be started here (installed with Redis; GitHub's runners only
-/// have it once the workflow installs it, since Redis itself runs in a service container).
-fn redis_server_installed() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_redis_restart_the_worker_reconnects_and_consumes_again() {
