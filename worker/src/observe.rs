@@ -105,15 +105,15 @@ where
         });
         Box::pin(async move {
             let mut detached = detached;
-            let result = match running.await {
+            let joined = running.await;
+            detached.running = false;
+            match joined {
                 Ok(result) => result,
                 // Re-raised here for `catch_panic` (outside this layer); the panic itself was
                 // reported by the panic hook where it happened.
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => Err(e.into()),
-            };
-            detached.running = false;
-            result
+            }
         })
     }
 }
