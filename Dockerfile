@@ -62,9 +62,14 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
+# /var/lib/marketplace/objects: the default place of a shared image volume
+# (OBJECT_STORE_URL=file:///var/lib/marketplace/objects); a named volume mounted there takes its owner
+# from this directory.
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /nonexistent --no-create-home \
-       --shell /usr/sbin/nologin app
+       --shell /usr/sbin/nologin app \
+    && mkdir -p /var/lib/marketplace/objects \
+    && chown 10001:10001 /var/lib/marketplace/objects
 
 COPY --from=builder /out/api /out/worker /out/scheduler /usr/local/bin/
 COPY --from=web /web/dist /usr/share/marketplace/web

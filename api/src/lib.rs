@@ -65,7 +65,10 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .at("/metrics", poem::get(observe::metrics_endpoint))
-        .with(body_limit::BodyLimit::new(max_body))
+        .with(body_limit::BodyLimit::new(
+            max_body,
+            state.settings.images.upload_max_bytes,
+        ))
         .with(CatchPanic::new().with_handler(error::panic_response))
         // Inside the error policy: it still sees which operation answered, also for errors.
         .around(observe::observe)

@@ -42,6 +42,18 @@ db_enum!(
 );
 
 db_enum!(
+    /// Where an uploaded image is in its processing.
+    ImageStatus from shared::domain::ImageStatus {
+        /// Stored and validated; its renditions are being made (shown to its owner only).
+        Pending = "pending",
+        /// Processed: shown to everyone.
+        Ready = "ready",
+        /// Could not be processed (shown to its owner only, who can delete it).
+        Failed = "failed",
+    }
+);
+
+db_enum!(
     /// Where a background job is.
     JobStatus from shared::domain::JobStatus {
         /// Waiting for a worker.

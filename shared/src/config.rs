@@ -17,8 +17,10 @@ use crate::{
     domain::money::{self, MoneyLimits},
 };
 
+mod images;
 mod ops;
 
+pub use images::{ImageSettings, ObjectStoreSettings, StoreLocation};
 pub use ops::{SchedulerSettings, SentrySettings, SweepSettings, schedule, schedule_variable};
 
 /// The secret used when `JWT_SECRET` is unset. Only accepted when `APP_ENV` is `dev`.
@@ -114,6 +116,8 @@ pub struct Settings {
     pub stripe: StripeSettings,
     /// Address geocoding settings.
     pub geocoder: GeocoderSettings,
+    /// Image uploads, processing and storage.
+    pub images: ImageSettings,
 }
 
 /// Which geocoder validates addresses.
@@ -352,6 +356,7 @@ impl Settings {
             },
             stripe: stripe_settings(&env, app_env)?,
             geocoder: geocoder_settings(&env)?,
+            images: images::image_settings(&env, app_env)?,
             sentry: ops::sentry_settings(&env, app_env)?,
             scheduler: ops::scheduler_settings(&env)?,
             sweeps: ops::sweep_settings(&env)?,
@@ -774,11 +779,12 @@ mod tests {
         assert_eq!(err.name, "GEOCODER_TIMEOUT_MS");
     }
 
-    const PRODUCTION: [(&str, &str); 4] = [
+    const PRODUCTION: [(&str, &str); 5] = [
         ("APP_ENV", "production"),
         ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
         ("STRIPE_SECRET_KEY", "sk_live_x"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+        ("OBJECT_STORE_URL", "s3://marketplace-media"),
     ];
 
     fn production_with(name: &str, value: Option<&str>) -> Result<Settings, ConfigError> {
@@ -801,7 +807,12 @@ mod tests {
 
     #[test]
     fn production_refuses_each_missing_or_blank_secret_by_name() {
-        for name in ["JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"] {
+        for name in [
+            "JWT_SECRET",
+            "STRIPE_SECRET_KEY",
+            "STRIPE_WEBHOOK_SECRET",
+            "OBJECT_STORE_URL",
+        ] {
             for value in [None, Some(""), Some("   ")] {
                 let err = production_with(name, value).unwrap_err();
                 assert_eq!(err.name, name, "{value:?}");

@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod gate;
 pub mod geocode;
+pub mod images;
 pub mod job_events;
 pub mod jobs;
 pub mod kv;

@@ -13,6 +13,7 @@ use crate::{
     config::Settings,
     gate::StockGate,
     geocode::{GeocodeDeps, Geocoder},
+    images::{ImageDeps, ImageStore},
     payment_events::PaymentDeps,
     payments::Payments,
     queue::JobQueue,
@@ -40,6 +41,10 @@ pub struct Services {
     pub payments: Payments,
     /// The address geocoder (Google, or none with `GEOCODER=none`).
     pub geocoder: Geocoder,
+    /// Where image files are kept.
+    pub images: ImageStore,
+    /// Bounds the images this process decodes at once.
+    pub decode_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Services {
@@ -89,8 +94,15 @@ impl Services {
         let geocoder = Geocoder::from_settings(&settings.geocoder).context(
             "Invalid geocoder settings (GEOCODER, GOOGLE_MAPS_API_KEY, GOOGLE_GEOCODING_URL)",
         )?;
+        let images = ImageStore::from_settings(&settings.images.store)
+            .context("Invalid object store settings (OBJECT_STORE_URL, OBJECT_STORE_DIR, AWS_*)")?;
+        let decode_slots = Arc::new(tokio::sync::Semaphore::new(
+            settings.images.decode_concurrency,
+        ));
         let prefix = &settings.redis_prefix;
         Ok(Self {
+            images,
+            decode_slots,
             queue: JobQueue::new(redis.clone(), prefix, &settings.worker),
             gate: StockGate::new(redis.clone(), prefix),
             pool,
@@ -136,6 +148,19 @@ impl Services {
             gate: self.gate.clone(),
             payments: self.payments.clone(),
             fee_bps: self.settings.platform_fee_bps,
+        }
+    }
+
+    /// What the image flows need.
+    pub fn images(&self) -> ImageDeps {
+        ImageDeps {
+            pool: self.pool.clone(),
+            redis: self.redis.clone(),
+            prefix: self.settings.redis_prefix.clone(),
+            queue: self.queue.clone(),
+            store: self.images.clone(),
+            settings: Arc::new(self.settings.images.clone()),
+            decode_slots: self.decode_slots.clone(),
         }
     }
 

@@ -10,6 +10,7 @@ use shared::{
     domain::{ValidationErrors, cursor::InvalidCursor, money::LimitExceeded},
     gate::GateError,
     geocode::{self, SubmitError},
+    images::{ImageError, Rejected},
     orders::{CancelError, refund::RefundRequestError, ship::ShipError},
     payment_events::{ReceiveError, dev::DevPaymentError},
 };
@@ -317,6 +318,48 @@ impl From<CancelError> for ApiError {
                 Self::unavailable("the payment provider is unavailable; try again")
             }
             CancelError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ImageError> for ApiError {
+    fn from(e: ImageError) -> Self {
+        let message = e.to_string();
+        match e {
+            ImageError::NoFiles => Self::unprocessable(ErrorCode::NoFiles, message, json!({})),
+            ImageError::ListingNotFound => Self::not_found(ErrorCode::ListingNotFound),
+            ImageError::ImageNotFound => Self::not_found(ErrorCode::ImageNotFound),
+            ImageError::NotOwner => Self::forbidden(ErrorCode::NotOwner, &message),
+            ImageError::TooMany { max } => Self::conflict(
+                ErrorCode::TooManyImages,
+                message,
+                json!({ "max_images": max }),
+            ),
+            ImageError::OrderMismatch => {
+                Self::unprocessable(ErrorCode::ImageOrderMismatch, message, json!({}))
+            }
+            ImageError::Rejected { index, reason } => {
+                let code = match &reason {
+                    Rejected::Empty => ErrorCode::ImageEmpty,
+                    Rejected::TooLarge { .. } => ErrorCode::ImageTooLarge,
+                    Rejected::UnsupportedFormat => ErrorCode::ImageUnsupportedFormat,
+                    Rejected::TooManyPixels { .. } => ErrorCode::ImageTooManyPixels,
+                    Rejected::Corrupt(_) => ErrorCode::ImageCorrupt,
+                };
+                let mut details = json!({ "file": index });
+                match reason {
+                    Rejected::TooLarge { max_bytes } => details["max_bytes"] = json!(max_bytes),
+                    Rejected::TooManyPixels { max_pixels, .. } => {
+                        details["max_pixels"] = json!(max_pixels);
+                    }
+                    _ => {}
+                }
+                Self::unprocessable(code, message, details)
+            }
+            ImageError::Store(e) => e.into(),
+            ImageError::Objects(e) => {
+                Self::dependency_down(&e, "image storage is unavailable; try again shortly")
+            }
         }
     }
 }

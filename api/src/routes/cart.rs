@@ -4,7 +4,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use shared::{cart, db};
 use uuid::Uuid;
 
-use super::Tag;
+use super::{Tag, images};
 use crate::{
     AppState,
     error::ApiError,
@@ -32,6 +32,9 @@ struct CartItem {
     line_total_cents: i64,
     /// Units that can be bought now (0 if the listing was deactivated).
     available: i32,
+    /// The listing's main thumbnail; null if it has none.
+    #[oai(nullable)]
+    thumb_url: Option<String>,
 }
 
 /// The cart.
@@ -42,13 +45,20 @@ struct Cart {
     currency: String,
 }
 
-impl From<cart::Cart> for Cart {
-    fn from(c: cart::Cart) -> Self {
-        Self {
+impl Cart {
+    /// The cart with the thumbnails of its listings.
+    async fn shown(state: &AppState, c: cart::Cart) -> Result<Self, ApiError> {
+        let ids: Vec<Uuid> = c.lines.iter().map(|l| l.listing_id).collect();
+        let mut galleries = images::galleries(state, &ids, None).await?;
+        Ok(Self {
             items: c
                 .lines
                 .into_iter()
                 .map(|l| CartItem {
+                    thumb_url: galleries
+                        .remove(&l.listing_id)
+                        .and_then(|g| images::main_of(&g))
+                        .and_then(|m| m.thumb_url),
                     line_total_cents: l.line_total_cents(),
                     listing_id: l.listing_id,
                     title: l.title,
@@ -60,7 +70,7 @@ impl From<cart::Cart> for Cart {
                 .collect(),
             total_cents: c.total_cents,
             currency: c.currency,
-        }
+        })
     }
 }
 
@@ -84,7 +94,8 @@ impl CartApi {
     #[oai(path = "/", method = "get", operation_id = "get_cart")]
     async fn get(&self, auth: BearerAuth) -> Result<Json<Cart>, ApiError> {
         let user = self.state.user(auth.token()).await?;
-        Ok(Json(cart::load(&self.state.pool, user.id).await?.into()))
+        let cart = cart::load(&self.state.pool, user.id).await?;
+        Ok(Json(Cart::shown(&self.state, cart).await?))
     }
 
     /// Set the quantity of a listing in the cart (adds it if absent).
@@ -108,7 +119,8 @@ impl CartApi {
             body.quantity.get(),
         )
         .await?;
-        Ok(Json(cart::load(&self.state.pool, user.id).await?.into()))
+        let cart = cart::load(&self.state.pool, user.id).await?;
+        Ok(Json(Cart::shown(&self.state, cart).await?))
     }
 
     /// Remove a listing from the cart.

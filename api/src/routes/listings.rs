@@ -20,7 +20,10 @@ use shared::{
 };
 use uuid::Uuid;
 
-use super::Tag;
+use super::{
+    Tag,
+    images::{self, Image},
+};
 use crate::{
     AppState,
     error::{ApiError, ErrorCode, OnConstraint},
@@ -97,11 +100,18 @@ struct Listing {
     is_active: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// Pictures in gallery order, main first: the ready ones (its seller sees all).
+    images: Vec<Image>,
+    /// The first ready picture; null when there is none.
+    #[oai(nullable)]
+    main_image: Option<Image>,
 }
 
-impl From<ListingRow> for Listing {
-    fn from(l: ListingRow) -> Self {
+impl Listing {
+    fn new(l: ListingRow, images: Vec<Image>) -> Self {
         Self {
+            main_image: images::main_of(&images),
+            images,
             available: l.available(),
             id: l.id,
             title: l.title,
@@ -189,6 +199,17 @@ impl ListingsApi {
         }
     }
 
+    /// The listing shown to `viewer`, with its pictures.
+    async fn with_gallery(
+        &self,
+        row: ListingRow,
+        viewer: Option<Uuid>,
+    ) -> Result<Listing, ApiError> {
+        let mut galleries = images::galleries(&self.state, &[row.id], viewer).await?;
+        let gallery = galleries.remove(&row.id).unwrap_or_default();
+        Ok(Listing::new(row, gallery))
+    }
+
     /// The listing if `user` owns it: 404 when invisible to them, 403 when someone else's.
     async fn owned(&self, id: Uuid, user: &UserRow) -> Result<ListingRow, ApiError> {
         let listing = self.visible(id, Some(user)).await?;
@@ -223,7 +244,7 @@ impl ListingsApi {
         )?;
         let mut conn = self.state.pool.acquire().await?;
         let row = db::listings::insert(&mut conn, user.id, &listing).await?;
-        Ok(Created::Listing(Json(row.into())))
+        Ok(Created::Listing(Json(Listing::new(row, Vec::new()))))
     }
 
     /// Search active listings (a signed-in seller also sees their own inactive ones).
@@ -245,6 +266,7 @@ impl ListingsApi {
         cursor: Query<Option<Text<Opaque>>>,
     ) -> Result<Json<ListingPage>, ApiError> {
         let viewer = self.state.optional_user(req).await?;
+        let viewer_id = viewer.as_ref().map(|v| v.id);
         let mut errors = ValidationErrors::default();
         let sort: ListingSort = sort
             .0
@@ -281,14 +303,23 @@ impl ListingsApi {
             sort,
             limit,
             cursor,
-            viewer: viewer.map(|v| v.id),
+            viewer: viewer_id,
         })?;
         let mut conn = self.state.pool.acquire().await?;
         let (rows, has_more) = db::listings::search(&mut conn, &query).await?;
+        drop(conn);
         let next_cursor =
             page::next_cursor(has_more, &rows, |r| ListingCursor::after(r, sort).encode());
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let mut galleries = images::galleries(&self.state, &ids, viewer_id).await?;
         Ok(Json(ListingPage {
-            items: rows.into_iter().map(Into::into).collect(),
+            items: rows
+                .into_iter()
+                .map(|r| {
+                    let gallery = galleries.remove(&r.id).unwrap_or_default();
+                    Listing::new(r, gallery)
+                })
+                .collect(),
             next_cursor,
         }))
     }
@@ -297,7 +328,8 @@ impl ListingsApi {
     #[oai(path = "/:id", method = "get", operation_id = "get_listing")]
     async fn get(&self, req: &Request, id: Path<Uuid>) -> Result<Json<Listing>, ApiError> {
         let viewer = self.state.optional_user(req).await?;
-        Ok(Json(self.visible(id.0, viewer.as_ref()).await?.into()))
+        let row = self.visible(id.0, viewer.as_ref()).await?;
+        Ok(Json(self.with_gallery(row, viewer.map(|v| v.id)).await?))
     }
 
     /// Change a listing (seller only). `is_active: true` reactivates it.
@@ -338,7 +370,7 @@ impl ListingsApi {
         {
             tracing::warn!(error.message = %e, "could not reset the stock gate counter");
         }
-        Ok(Json(row.into()))
+        Ok(Json(self.with_gallery(row, Some(user.id)).await?))
     }
 
     /// Delete (deactivate) a listing (seller only). It can be reactivated with PATCH.

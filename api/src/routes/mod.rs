@@ -7,6 +7,7 @@ mod checkout;
 mod client_config;
 mod dev_payments;
 mod health;
+mod images;
 mod jobs;
 mod listings;
 mod orders;
@@ -26,6 +27,8 @@ pub enum Tag {
     Users,
     /// Goods for sale.
     Listings,
+    /// Listing pictures, profile pictures and their files.
+    Images,
     /// The buyer's cart.
     Cart,
     /// Shipping addresses and their validation.
@@ -49,6 +52,7 @@ pub type Apis = (
     auth::AuthApi,
     users::UsersApi,
     listings::ListingsApi,
+    images::ImagesApi,
     cart::CartApi,
     addresses::AddressesApi,
     checkout::CheckoutApi,
@@ -70,6 +74,9 @@ pub fn apis(state: &AppState) -> Apis {
             state: state.clone(),
         },
         listings::ListingsApi {
+            state: state.clone(),
+        },
+        images::ImagesApi {
             state: state.clone(),
         },
         cart::CartApi {

@@ -21,7 +21,11 @@ use shared::{
 };
 use uuid::Uuid;
 
-use super::{Tag, checkout::JobAccepted};
+use super::{
+    Tag,
+    checkout::JobAccepted,
+    images::{self, Urls},
+};
 use crate::{
     AppState,
     error::{ApiError, ErrorCode},
@@ -67,11 +71,15 @@ struct OrderLine {
     status: LineStatus,
     #[oai(nullable)]
     tracking_code: Option<String>,
+    /// The listing's main thumbnail when it was bought; null if it had none.
+    #[oai(nullable)]
+    thumb_url: Option<String>,
 }
 
-impl From<OrderLineRow> for OrderLine {
-    fn from(l: OrderLineRow) -> Self {
+impl OrderLine {
+    fn new(l: OrderLineRow, urls: &Urls) -> Self {
         Self {
+            thumb_url: l.image_key.as_ref().and_then(|k| urls.get(k).cloned()),
             id: l.id,
             listing_id: l.listing_id,
             title: l.title,
@@ -147,8 +155,8 @@ enum RefundAccepted {
     Job(Json<JobAccepted>),
 }
 
-impl From<OrderView> for Order {
-    fn from(v: OrderView) -> Self {
+impl Order {
+    fn new(v: OrderView, urls: &Urls) -> Self {
         let order = v.order;
         Self {
             id: order.id,
@@ -156,7 +164,11 @@ impl From<OrderView> for Order {
             status_reason: order.status_reason,
             total_cents: v.total_cents,
             currency: order.currency,
-            lines: v.lines.into_iter().map(Into::into).collect(),
+            lines: v
+                .lines
+                .into_iter()
+                .map(|l| OrderLine::new(l, urls))
+                .collect(),
             shipping_address: order.shipping_address,
             payment_intent_id: v.payment_intent_id,
             client_secret: v.client_secret,
@@ -173,7 +185,18 @@ impl OrdersApi {
         let view = orders::view::one(&mut conn, id, viewer)
             .await?
             .ok_or_else(|| ApiError::not_found(ErrorCode::OrderNotFound))?;
-        Ok(view.into())
+        drop(conn);
+        let urls = self.urls(std::slice::from_ref(&view)).await?;
+        Ok(Order::new(view, &urls))
+    }
+
+    /// The URLs of the thumbnails the lines of `views` were bought with.
+    async fn urls(&self, views: &[OrderView]) -> Result<Urls, ApiError> {
+        let keys: Vec<&str> = views
+            .iter()
+            .flat_map(|v| v.lines.iter().filter_map(|l| l.image_key.as_deref()))
+            .collect();
+        images::urls(&self.state.images, &keys).await
     }
 }
 
@@ -208,8 +231,10 @@ impl OrdersApi {
             .map(|c| c.0);
         let mut conn = self.state.pool.acquire().await?;
         let (views, more) = orders::view::page(&mut conn, user.id, role, before, limit).await?;
+        drop(conn);
         let next_cursor = page::next_cursor(more, &views, |v| OrderCursor(v.order.id).encode());
-        let items = views.into_iter().map(Into::into).collect();
+        let urls = self.urls(&views).await?;
+        let items = views.into_iter().map(|v| Order::new(v, &urls)).collect();
         Ok(Json(OrderPage { items, next_cursor }))
     }
 

@@ -8,7 +8,7 @@ use shared::{
 };
 use uuid::Uuid;
 
-use super::Tag;
+use super::{Tag, images};
 use crate::{
     AppState,
     error::{ApiError, ErrorCode},
@@ -41,12 +41,28 @@ pub struct PrivateUser {
     email: String,
     display_name: String,
     bio: String,
+    /// The profile picture's thumbnail; null without one (or while it is processed).
+    #[oai(nullable)]
+    avatar_url: Option<String>,
     created_at: DateTime<Utc>,
 }
 
+impl PrivateUser {
+    /// The account of `u` with its profile picture.
+    async fn shown(state: &AppState, u: UserRow) -> Result<Self, ApiError> {
+        let avatar_url = images::avatar_url(state, u.id).await?;
+        Ok(Self {
+            avatar_url,
+            ..u.into()
+        })
+    }
+}
+
+/// A new account (it has no profile picture yet).
 impl From<UserRow> for PrivateUser {
     fn from(u: UserRow) -> Self {
         Self {
+            avatar_url: None,
             id: u.id,
             username: u.username,
             email: u.email,
@@ -64,6 +80,9 @@ struct PublicUser {
     username: String,
     display_name: String,
     bio: String,
+    /// The profile picture's thumbnail; null without one.
+    #[oai(nullable)]
+    avatar_url: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -117,7 +136,8 @@ impl UsersApi {
     /// The signed-in user's account.
     #[oai(path = "/me", method = "get", operation_id = "get_me")]
     async fn me(&self, auth: BearerAuth) -> Result<Json<PrivateUser>, ApiError> {
-        Ok(Json(self.state.user(auth.token()).await?.into()))
+        let user = self.state.user(auth.token()).await?;
+        Ok(Json(PrivateUser::shown(&self.state, user).await?))
     }
 
     /// Update the signed-in user's profile.
@@ -138,7 +158,8 @@ impl UsersApi {
         let row = db::users::update_profile(&mut conn, user.id, &patch)
             .await
             .map_err(shared::auth::account_conflict)?;
-        Ok(Json(row.into()))
+        drop(conn);
+        Ok(Json(PrivateUser::shown(&self.state, row).await?))
     }
 
     /// Delete the account (soft): its tokens stop working and its listings are deactivated.
@@ -207,7 +228,9 @@ impl UsersApi {
         let u = db::users::find_active_by_username(&mut conn, username)
             .await?
             .ok_or_else(|| ApiError::not_found(ErrorCode::UserNotFound))?;
+        drop(conn);
         Ok(Json(PublicUser {
+            avatar_url: images::avatar_url(&self.state, u.id).await?,
             id: u.id,
             username: u.username,
             display_name: u.display_name,

@@ -10,6 +10,7 @@ mod errors;
 mod health;
 mod helpers;
 mod hostile_text;
+mod images;
 mod job_waiter;
 mod listings;
 mod metrics;

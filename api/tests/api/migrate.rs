@@ -152,6 +152,7 @@ async fn migrate_refuses_a_missing_database_when_creation_is_off_naming_the_sett
         ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
         ("STRIPE_SECRET_KEY", "sk_live_migrate_test"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_migrate_test"),
+        ("OBJECT_STORE_URL", "file:///tmp/marketplace-objects"),
         ("DATABASE_URL", &url),
     ];
     for vars in [explicit, production] {

@@ -17,6 +17,7 @@ fn production(
         ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
         ("STRIPE_SECRET_KEY", "sk_live_startup_test"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_startup_test"),
+        ("OBJECT_STORE_URL", "file:///tmp/marketplace-objects"),
         ("RUN_MIGRATIONS", "false"),
         ("API_ADDR", "127.0.0.1:0"),
     ]
@@ -64,6 +65,11 @@ fn production_refuses_to_start_with_a_blank_webhook_secret() {
 #[test]
 fn production_refuses_to_start_with_a_blank_jwt_secret() {
     refuses(&production("JWT_SECRET", None), "JWT_SECRET");
+}
+
+#[test]
+fn production_refuses_to_start_without_an_object_store() {
+    refuses(&production("OBJECT_STORE_URL", None), "OBJECT_STORE_URL");
 }
 
 #[test]

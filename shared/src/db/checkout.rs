@@ -115,8 +115,11 @@ pub async fn create_order(conn: &mut PgConnection, order: &NewOrder<'_>) -> Resu
                      now() + make_interval(secs => $15), $16, $17)),
          new_lines AS (
              INSERT INTO order_lines (id, order_id, listing_id, seller_id, seller_username, title,
-                                      unit_price_cents, currency, quantity)
-             SELECT line_id, $1, listing_id, seller_id, seller_username, title, price, $12, quantity
+                                      unit_price_cents, currency, quantity, image_key)
+             SELECT line_id, $1, listing_id, seller_id, seller_username, title, price, $12, quantity,
+                    (SELECT i.thumb_key FROM images i
+                     WHERE i.listing_id = t.listing_id AND i.status = 'ready'
+                     ORDER BY i.position, i.id LIMIT 1)
              FROM unnest($4::uuid[], $3::uuid[], $5::uuid[], $6::text[], $7::text[], $8::bigint[], $9::int[])
                   AS t(line_id, listing_id, seller_id, seller_username, title, price, quantity)),
          emptied AS (

@@ -5,6 +5,7 @@ pub mod addresses;
 pub mod backlog;
 pub mod cart;
 pub mod checkout;
+pub mod images;
 pub mod jobs;
 pub mod ledger;
 pub mod listings;

@@ -68,6 +68,8 @@ pub struct OrderLineRow {
     pub status: LineStatus,
     /// Carrier tracking code once shipped.
     pub tracking_code: Option<String>,
+    /// Object-store key of the main image's thumbnail at checkout.
+    pub image_key: Option<String>,
 }
 
 /// An order by id.
@@ -171,7 +173,7 @@ pub async fn lines(
     Ok(sqlx::query_as!(
         OrderLineRow,
         r#"SELECT id, order_id, listing_id, seller_id, seller_username, title, unit_price_cents, currency,
-                quantity, status AS "status: LineStatus", tracking_code
+                quantity, status AS "status: LineStatus", tracking_code, image_key
          FROM order_lines
          WHERE order_id = ANY($1) AND ($2::uuid IS NULL OR seller_id = $2)
          ORDER BY order_id, id"#,

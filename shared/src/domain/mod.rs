@@ -11,7 +11,9 @@ mod validation;
 
 pub use address::{CountryCode, NewAddress};
 pub use listing::{Currency, ListingPatch, ListingSort, NewListing};
-pub use status::{AddressStatus, JobStatus, LineStatus, OrderStatus};
+pub use status::{
+    AddressStatus, ImageFormat, ImagePurpose, ImageStatus, JobStatus, LineStatus, OrderStatus,
+};
 pub use text::{TextRule, no_control};
 pub use user::{Email, NewUser, Password, ProfilePatch, Username};
 pub use validation::{FieldError, ValidationErrors};

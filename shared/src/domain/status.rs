@@ -1,4 +1,4 @@
-//! The states of orders, order lines, jobs and addresses.
+//! The states of orders, order lines, jobs, addresses and images.
 //!
 //! Each is stored as `text` in PostgreSQL under a `CHECK (status IN (...))` that lists exactly
 //! these values (see `migrations/`), and is encoded and decoded as that text: the one mapping
@@ -138,6 +138,40 @@ status_enum!(
     }
 );
 
+status_enum!(
+    /// Where an uploaded image is in its processing.
+    ImageStatus {
+        /// Stored and validated; its renditions are being made.
+        Pending = "pending",
+        /// Processed: shown to everyone.
+        Ready = "ready",
+        /// Could not be processed; only its owner sees it (and can delete it).
+        Failed = "failed",
+    }
+);
+
+status_enum!(
+    /// What an image is for.
+    ImagePurpose {
+        /// One of a listing's pictures.
+        Listing = "listing",
+        /// A user's profile picture.
+        Avatar = "avatar",
+    }
+);
+
+status_enum!(
+    /// An accepted image format, as sniffed from the bytes.
+    ImageFormat {
+        /// JPEG.
+        Jpeg = "jpeg",
+        /// PNG.
+        Png = "png",
+        /// WebP.
+        Webp = "webp",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +192,9 @@ mod tests {
         agrees(LineStatus::ALL, |s| s.as_str());
         agrees(JobStatus::ALL, |s| s.as_str());
         agrees(AddressStatus::ALL, |s| s.as_str());
+        agrees(ImageStatus::ALL, |s| s.as_str());
+        agrees(ImagePurpose::ALL, |s| s.as_str());
+        agrees(ImageFormat::ALL, |s| s.as_str());
         assert_eq!(OrderStatus::PendingPayment.as_str(), "pending_payment");
         assert_eq!(LineStatus::AwaitingShipment.as_str(), "awaiting_shipment");
         assert_eq!(JobStatus::Queued.as_str(), "queued");

@@ -16,6 +16,7 @@ mod claims;
 mod expire_orders;
 mod geocode_address;
 mod payment_event;
+mod process_image;
 mod prune_jobs;
 mod prune_sessions;
 mod purge_inactive;
@@ -23,6 +24,7 @@ mod reconcile_payments;
 mod reconcile_stock;
 mod refund_order;
 mod requeue_stale;
+mod sweep_images;
 
 use std::{any::TypeId, fmt::Debug, future::Future, time::Duration};
 
@@ -34,6 +36,7 @@ pub use self::{
     expire_orders::ExpireOrders,
     geocode_address::GeocodeAddress,
     payment_event::PaymentEvent,
+    process_image::ProcessImage,
     prune_jobs::PruneJobs,
     prune_sessions::PruneSessions,
     purge_inactive::PurgeInactive,
@@ -41,6 +44,7 @@ pub use self::{
     reconcile_stock::ReconcileStock,
     refund_order::RefundOrder,
     requeue_stale::RequeueStale,
+    sweep_images::SweepImages,
 };
 use crate::{
     queue::{JobQueue, JobTask, Payload, PushError, TickTask},
@@ -53,6 +57,7 @@ pub fn visit_all(visit: &mut impl Visit) {
     visit.job::<PaymentEvent>();
     visit.job::<GeocodeAddress>();
     visit.job::<RefundOrder>();
+    visit.job::<ProcessImage>();
     visit.job::<ExpireOrders>();
     visit.job::<ReconcileStock>();
     visit.job::<RequeueStale>();
@@ -60,6 +65,7 @@ pub fn visit_all(visit: &mut impl Visit) {
     visit.job::<PruneJobs>();
     visit.job::<ReconcilePayments>();
     visit.job::<PruneSessions>();
+    visit.job::<SweepImages>();
 }
 
 /// Something done once per registered job (see [`visit_all`]).
@@ -229,12 +235,17 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 13);
         assert!(names.iter().all(|q| !q.is_empty() && !q.contains(':')));
         assert_eq!(Checkout::SCHEDULE, None);
         assert_eq!(
             row_jobs(),
-            [Checkout::NAME, GeocodeAddress::NAME, RefundOrder::NAME]
+            [
+                Checkout::NAME,
+                GeocodeAddress::NAME,
+                RefundOrder::NAME,
+                ProcessImage::NAME
+            ]
         );
     }
 
@@ -250,7 +261,7 @@ mod tests {
             let (a, b) = (upcoming.next().unwrap(), upcoming.next().unwrap());
             (b - a).num_seconds()
         };
-        assert_eq!(periodic().len(), 7);
+        assert_eq!(periodic().len(), 8);
         assert_eq!(every(<ExpireOrders as Job>::NAME), 60);
         assert_eq!(every(<ReconcileStock as Job>::NAME), 300);
         assert_eq!(every(<RequeueStale as Job>::NAME), 15);
@@ -258,5 +269,6 @@ mod tests {
         assert_eq!(every(<PruneJobs as Job>::NAME), 3_600);
         assert_eq!(every(<ReconcilePayments as Job>::NAME), 600);
         assert_eq!(every(<PruneSessions as Job>::NAME), 86_400);
+        assert_eq!(every(<SweepImages as Job>::NAME), 3_600);
     }
 }

@@ -14,8 +14,8 @@ use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use shared::{
     checkout::{CheckoutDeps, ProcessOutcome},
-    config::Settings,
-    jobs::{Checkout, GeocodeAddress, Job},
+    config::{Settings, StoreLocation},
+    jobs::{Checkout, GeocodeAddress, Job, ProcessImage},
 };
 use sqlx::PgPool;
 
@@ -32,6 +32,8 @@ pub struct TestResponse {
     pub body: Value,
     /// The body as text (lossy UTF-8).
     pub text: String,
+    /// The body as sent.
+    pub bytes: Vec<u8>,
 }
 
 impl TestResponse {
@@ -93,6 +95,8 @@ pub struct TestApp {
     pub state: AppState,
     /// Why this test may end with `queued` jobs (see [`TestApp::allow_queued_jobs`]).
     queued_jobs_allowed: std::sync::Mutex<Option<String>>,
+    /// The local object store of this app (removed when it is dropped).
+    pub objects_dir: std::path::PathBuf,
     // Declared last: dropped after everything that may hold connections to it.
     db: TestDb,
 }
@@ -116,6 +120,11 @@ impl TestApp {
         settings.auth.register_max_per_ip = 0;
         settings.auth.refresh_max_per_ip = 0;
         settings.auth.password_change_max_per_ip = 0;
+        // Image files go to a directory of this test's own, removed with the app.
+        let objects_dir = std::env::temp_dir()
+            .join("marketplace-test-objects")
+            .join(&settings.redis_prefix);
+        settings.images.store.location = StoreLocation::Local(objects_dir.clone());
         adjust(&mut settings);
         let services = shared::services::Services::with_pool(db.pool.clone(), settings.clone())
             .await
@@ -129,6 +138,7 @@ impl TestApp {
             redis,
             state,
             queued_jobs_allowed: std::sync::Mutex::new(None),
+            objects_dir,
             db,
         }
     }
@@ -394,7 +404,44 @@ impl TestApp {
             headers,
             body,
             text: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
         }
+    }
+
+    /// Sends a `multipart/form-data` request: each of `files` as a part named `field`, with the
+    /// file name and content type given (which the server must not trust).
+    pub async fn upload(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        field: &str,
+        files: &[(&str, &str, &[u8])],
+    ) -> TestResponse {
+        let boundary = format!("----test{}", uuid::Uuid::new_v4().simple());
+        let mut body = Vec::new();
+        for (file_name, content_type, bytes) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; \
+                     filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let method: poem::http::Method = method.parse().expect("valid method");
+        let mut req = self
+            .client
+            .request(method, path)
+            .content_type(format!("multipart/form-data; boundary={boundary}"))
+            .body(body);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        Self::collect(req.send().await).await
     }
 
     /// GET with an optional token.
@@ -486,6 +533,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.clean_redis();
+        let _ = std::fs::remove_dir_all(&self.objects_dir);
         let allowed = self
             .queued_jobs_allowed
             .get_mut()
@@ -498,7 +546,7 @@ impl Drop for TestApp {
             Ok(queued) if queued.is_empty() => {}
             Ok(queued) => panic!(
                 "the test left {} job(s) queued: {queued:?}; run them (run_checkout_jobs, \
-                 run_geocode_jobs, run_refund_jobs) or call allow_queued_jobs with the reason",
+                 run_geocode_jobs, run_refund_jobs, run_image_jobs) or call allow_queued_jobs with the reason",
                 queued.len()
             ),
             Err(error) => eprintln!("warning: could not check for queued jobs: {error}"),
@@ -558,6 +606,54 @@ impl TestApp {
             );
         }
         outcomes
+    }
+}
+
+/// Image processing: the worker side, run inline.
+impl TestApp {
+    /// What the image flows need, built from the app's own state.
+    pub fn image_deps(&self) -> shared::images::ImageDeps {
+        self.state.services.images()
+    }
+
+    /// Runs every queued `process_image` job once, inline, as a worker would.
+    pub async fn run_image_jobs(&self) -> Vec<shared::images::process::ProcessOutcome> {
+        let mut conn = self.pool().acquire().await.expect("connection");
+        let ids = shared::db::jobs::queued_ids(&mut conn, <ProcessImage as Job>::NAME)
+            .await
+            .expect("queued jobs");
+        drop(conn);
+        let deps = self.image_deps();
+        let mut outcomes = Vec::new();
+        for id in ids {
+            outcomes.push(
+                shared::images::process::process(&deps, id)
+                    .await
+                    .expect("image job ran"),
+            );
+        }
+        outcomes
+    }
+
+    /// Every file in this app's object store, as keys.
+    pub fn stored_files(&self) -> Vec<String> {
+        fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else if let Ok(rel) = path.strip_prefix(root) {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.objects_dir, &self.objects_dir, &mut out);
+        out.sort();
+        out
     }
 }
 

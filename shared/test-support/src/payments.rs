@@ -75,16 +75,7 @@ impl TestApp {
                 HeaderValue::from_str(signature).expect("header value"),
             );
         }
-        let resp = req.send().await.0;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().into_vec().await.expect("read body");
-        TestResponse {
-            status,
-            headers,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        Self::collect(req.send().await).await
     }
 
     /// Posts `event` signed now with [`TEST_WEBHOOK_SECRET`].

@@ -95,6 +95,7 @@ fn in_production_the_worker_refuses_to_start_with_a_blank_stripe_secret() {
             ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("STRIPE_SECRET_KEY", "sk_live_worker_test"),
             ("STRIPE_WEBHOOK_SECRET", "whsec_worker_test"),
+            ("OBJECT_STORE_URL", "file:///tmp/marketplace-objects"),
         ];
         vars.retain(|(k, _)| *k != name);
         vars.push((name, value));
