@@ -54,7 +54,13 @@ impl Services {
         let pool = crate::kv::connect_postgres(&settings)
             .await
             .context("Failed to connect to Postgres (DATABASE_URL)")?;
-        Self::with_pool(pool, settings).await
+        let services = Self::with_pool(pool, settings).await?;
+        services
+            .images
+            .verify()
+            .await
+            .context("The object store cannot be used (OBJECT_STORE_URL, AWS_*)")?;
+        Ok(services)
     }
 
     /// Like [`Services::connect`], for a process that needs Postgres only now and then (the

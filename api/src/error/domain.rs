@@ -360,6 +360,7 @@ impl From<ImageError> for ApiError {
             ImageError::Objects(e) => {
                 Self::dependency_down(&e, "image storage is unavailable; try again shortly")
             }
+            ImageError::Redis(e) => Self::internal(&e),
         }
     }
 }

@@ -76,10 +76,12 @@ async fn putting_items_returns_the_cart_with_line_totals_and_a_total() {
                 {
                     "listing_id": id_of(&lamp), "title": "Desk lamp", "unit_price_cents": 1999,
                     "currency": "usd", "quantity": 3, "line_total_cents": 5997, "available": 5,
+                    "thumb_url": null,
                 },
                 {
                     "listing_id": id_of(&chair), "title": "Chair", "unit_price_cents": 4500,
                     "currency": "usd", "quantity": 1, "line_total_cents": 4500, "available": 2,
+                    "thumb_url": null,
                 },
             ],
             "total_cents": 10497,

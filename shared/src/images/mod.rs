@@ -129,6 +129,9 @@ pub enum ImageError {
     /// Object store failure.
     #[error("object store: {0}")]
     Objects(#[from] StoreFailure),
+    /// Redis failure (the sweep's place in the store).
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
 }
 
 impl From<sqlx::Error> for ImageError {

@@ -58,6 +58,8 @@ pub struct ImageStore {
     serving: Serving,
     /// Whether the store keeps per-file headers (S3 does; the local filesystem does not).
     attributes: bool,
+    /// Whether listings come in key order (S3's do; a directory walk's do not).
+    ordered_listing: bool,
 }
 
 impl std::fmt::Debug for ImageStore {
@@ -79,6 +81,7 @@ impl ImageStore {
                     store: Arc::new(LocalFileSystem::new_with_prefix(dir)?),
                     serving: Serving::Api,
                     attributes: false,
+                    ordered_listing: false,
                 })
             }
             StoreLocation::S3 {
@@ -114,8 +117,21 @@ impl ImageStore {
                     store,
                     serving,
                     attributes: true,
+                    ordered_listing: true,
                 })
             }
+        }
+    }
+
+    /// Lists one file, so a store that cannot be used (a bucket that does not exist, wrong
+    /// credentials, an unreachable endpoint) stops start-up. Needed because S3 answers a read
+    /// from a missing bucket like a missing file: without it a misnamed bucket would look like
+    /// images whose originals are gone.
+    pub async fn verify(&self) -> Result<(), StoreFailure> {
+        let root = Path::from(super::keys::ROOT);
+        match self.store.list(Some(&root)).next().await {
+            Some(Err(e)) => Err(e),
+            Some(Ok(_)) | None => Ok(()),
         }
     }
 
@@ -178,22 +194,34 @@ impl ImageStore {
             .await
     }
 
-    /// Like [`ImageStore::list`], at most `limit` files.
-    pub async fn list_some(
+    /// Up to `limit` files under the folder `prefix` whose keys sort after `after`, in key
+    /// order: one page of a walk through the store that resumes where the previous page ended.
+    pub async fn list_page(
         &self,
         prefix: &str,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<StoredFile>, StoreFailure> {
         let prefix = Path::from(prefix);
-        self.store
-            .list(Some(&prefix))
-            .take(limit)
-            .map_ok(|meta| StoredFile {
-                key: meta.location.to_string(),
-                last_modified: meta.last_modified,
-            })
-            .try_collect()
-            .await
+        let stream = match after {
+            Some(after) => self
+                .store
+                .list_with_offset(Some(&prefix), &Path::from(after)),
+            None => self.store.list(Some(&prefix)),
+        };
+        let to_file = |meta: object_store::ObjectMeta| StoredFile {
+            key: meta.location.to_string(),
+            last_modified: meta.last_modified,
+        };
+        if self.ordered_listing {
+            // S3 lists in key order: the first `limit` are the page.
+            return stream.take(limit).map_ok(to_file).try_collect().await;
+        }
+        // A local directory lists in no particular order: the page is the smallest keys.
+        let mut files: Vec<StoredFile> = stream.map_ok(to_file).try_collect().await?;
+        files.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        files.truncate(limit);
+        Ok(files)
     }
 
     /// The URL a browser loads the file `key` from.

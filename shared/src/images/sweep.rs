@@ -6,11 +6,13 @@
 //!   its row, a deletion that crashed before deleting the files, a user purged with their
 //!   images (`ON DELETE CASCADE`). Only folders whose files are all older than
 //!   `IMAGE_ORPHAN_GRACE_SECS` are touched, so an upload in flight is never raced; files an
-//!   order line keeps stay.
+//!   order line keeps stay. The store is walked a page of `MAX_FILES` keys per run, resuming
+//!   where the last run ended (kept in Redis), so a large bucket is covered over several runs.
 
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::Utc;
+use redis::AsyncCommands as _;
 use uuid::Uuid;
 
 use super::{ImageDeps, ImageError, keys, remove};
@@ -31,8 +33,16 @@ pub struct ImageSweepReport {
 }
 
 /// One sweep.
-#[tracing::instrument(skip_all)]
 pub async fn sweep(deps: &ImageDeps) -> Result<ImageSweepReport, ImageError> {
+    sweep_paged(deps, MAX_FILES).await
+}
+
+/// One sweep, looking at `page_size` files of the store (the next page after the last run's).
+#[tracing::instrument(skip_all)]
+pub async fn sweep_paged(
+    deps: &ImageDeps,
+    page_size: usize,
+) -> Result<ImageSweepReport, ImageError> {
     let grace = deps.settings.orphan_grace;
     let mut report = ImageSweepReport::default();
     let rows = {
@@ -49,8 +59,19 @@ pub async fn sweep(deps: &ImageDeps) -> Result<ImageSweepReport, ImageError> {
     }
 
     let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+    let cursor_key = format!("{}:images:sweep_after", deps.prefix);
+    let mut redis = deps.redis.clone();
+    let after: Option<String> = redis.get(&cursor_key).await?;
+    let page = deps
+        .store
+        .list_page(keys::ROOT, after.as_deref(), page_size)
+        .await?;
+    // A short page is the end of the walk: the next run starts from the beginning again.
+    let next = (page.len() == page_size)
+        .then(|| page.last().map(|f| f.key.clone()))
+        .flatten();
     let mut folders: BTreeMap<Uuid, bool> = BTreeMap::new();
-    for file in deps.store.list_some(keys::ROOT, MAX_FILES).await? {
+    for file in page {
         if let Some(id) = keys::image_of(&file.key) {
             let old = folders.entry(id).or_insert(true);
             *old &= file.last_modified < cutoff;
@@ -71,6 +92,10 @@ pub async fn sweep(deps: &ImageDeps) -> Result<ImageSweepReport, ImageError> {
         for id in old.into_iter().filter(|id| !existing.contains(id)) {
             report.orphan_files += remove::delete_files(deps, id).await? as u64;
         }
+    }
+    match next {
+        Some(key) => redis.set::<_, _, ()>(&cursor_key, key).await?,
+        None => redis.del::<_, ()>(&cursor_key).await?,
     }
     tracing::info!(
         swept.images = report.orphan_images,

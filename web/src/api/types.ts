@@ -18,6 +18,8 @@ export type Balance = Schemas['Balance'];
 export type CreateListing = Schemas['CreateListing'];
 export type UpdateListing = Schemas['UpdateListing'];
 export type CreateAddress = Schemas['CreateAddress'];
+export type Image = Schemas['Image'];
+export type ImageStatus = Schemas['ImageStatus'];
 
 export type ListingSort = NonNullable<
   NonNullable<paths['/api/v1/listings']['get']['parameters']['query']>['sort']

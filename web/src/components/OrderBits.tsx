@@ -1,6 +1,6 @@
 import { isRecord } from '../api/errors';
 import type { Order, OrderLine } from '../api/types';
-import { Money, Status } from './ui';
+import { Money, Status, Thumb } from './ui';
 
 /** The shipping address snapshot, whatever shape it is declared with. */
 export function ShippingAddress({ value }: { value: unknown }) {
@@ -39,7 +39,12 @@ export function LinesTable({
       <tbody>
         {order.lines.map((l) => (
           <tr key={l.id}>
-            <td>{l.title}</td>
+            <td>
+              <span className="with-thumb">
+                <Thumb src={l.thumb_url} alt={l.title} className="thumb-sm" />
+                {l.title}
+              </span>
+            </td>
             <td>{l.quantity}</td>
             <td>
               <Money cents={l.unit_price_cents} currency={l.currency ?? order.currency} />

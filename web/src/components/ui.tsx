@@ -74,3 +74,13 @@ export function Loading({ children = 'Loading…' }: { children?: ReactNode }) {
     </p>
   );
 }
+
+/**
+ * A listing's thumbnail in a fixed box (the box is styled, so nothing moves when it loads), or a
+ * neutral placeholder when it has none.
+ */
+export function Thumb({ src, alt, className }: { src: string | null | undefined; alt: string; className?: string | undefined }) {
+  const cls = className ? `thumb ${className}` : 'thumb';
+  if (!src) return <span className={`${cls} thumb-empty`} aria-hidden="true" />;
+  return <img className={cls} src={src} alt={alt} loading="lazy" decoding="async" width={320} height={320} />;
+}

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react
 import { api, unwrap } from '../api/client';
 import type { Job } from '../api/types';
 import { isFinalJobStatus } from '../lib/format';
+import { sleep } from '../lib/sleep';
 
 export interface JobOptions {
   /** Seconds the server may hold each request (0–30). */
@@ -24,17 +25,6 @@ interface Seen {
   job: Job | null;
   error: unknown;
   done: boolean;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }
 
 /** Long-polls `GET /jobs/{id}?wait=N` until the job is final; stops on a final state or an error. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatMoney, minorToDecimal, parsePrice } from './money';
-import { isFinalJobStatus, statusLabel } from './format';
+import { formatBytes, isFinalJobStatus, statusLabel } from './format';
 
 describe('parsePrice', () => {
   it.each([
@@ -62,5 +62,16 @@ describe('statusLabel', () => {
     expect(isFinalJobStatus('failed')).toBe(true);
     expect(isFinalJobStatus('running')).toBe(false);
     expect(isFinalJobStatus('queued')).toBe(false);
+  });
+});
+
+describe('formatBytes', () => {
+  it('says how large a file is', () => {
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(512)).toBe('512 B');
+    expect(formatBytes(1536)).toBe('1.5 KB');
+    expect(formatBytes(200 * 1024)).toBe('200 KB');
+    expect(formatBytes(5 * 1024 * 1024)).toBe('5.0 MB');
+    expect(formatBytes(Number.NaN)).toBe('');
   });
 });

@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { api, unwrap } from '../api/client';
 import type { ListingSort } from '../api/types';
-import { ErrorAlert, Loading, Money } from '../components/ui';
+import { ErrorAlert, Loading, Money, Thumb } from '../components/ui';
 import { useAsync } from '../lib/useAsync';
 
 const SORTS: { value: string; label: string }[] = [
@@ -83,6 +83,7 @@ export function Browse() {
       <ul className="cards" aria-label="Listings" aria-busy={list.loading}>
         {list.data?.items.map((l) => (
           <li key={l.id} className="card">
+            <Thumb src={l.main_image?.thumb_url} alt={l.title} className="card-thumb" />
             <h2>
               <Link to={`/listings/${l.id}`}>{l.title}</Link>
             </h2>

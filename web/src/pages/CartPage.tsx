@@ -3,7 +3,7 @@ import { Link, useNavigate } from 'react-router';
 import { api, unwrap, unwrapVoid } from '../api/client';
 import type { Cart, CartItem } from '../api/types';
 import { useCheckout } from '../checkout/useCheckout';
-import { ErrorAlert, Field, Loading, Money, Status } from '../components/ui';
+import { ErrorAlert, Field, Loading, Money, Status, Thumb } from '../components/ui';
 import { useAsync } from '../lib/useAsync';
 
 function CartLine({ item, onCart, onRemoved }: { item: CartItem; onCart: (c: Cart) => void; onRemoved: () => void }) {
@@ -46,6 +46,7 @@ function CartLine({ item, onCart, onRemoved }: { item: CartItem; onCart: (c: Car
 
   return (
     <li className="cart-line" aria-label={item.title}>
+      <Thumb src={item.thumb_url} alt={item.title} />
       <div className="grow">
         <Link to={`/listings/${item.listing_id}`}>{item.title}</Link>
         <div className="muted">

@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { api, unwrap } from '../api/client';
+import { ImageManager } from '../components/ImageManager';
 import { ListingForm } from '../components/ListingForm';
 import { ErrorAlert, Loading } from '../components/ui';
 import { useAsync } from '../lib/useAsync';
@@ -37,6 +38,7 @@ export default function EditListing() {
           Saved.
         </p>
       ) : null}
+      <ImageManager key={l.id} listingId={l.id} title={l.title} initial={l.images} />
       <p>
         <Link to={`/listings/${l.id}`}>View the listing</Link> · <Link to="/sell">Back to my listings</Link>
       </p>

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useLocation, useNavigate, useParams } from 'react-router';
 import { api, unwrap } from '../api/client';
 import { loginPath, useAuth } from '../auth/AuthProvider';
+import { Gallery } from '../components/Gallery';
 import { ErrorAlert, Field, Loading, Money } from '../components/ui';
 import { useAsync } from '../lib/useAsync';
 
@@ -51,6 +52,7 @@ export function ListingDetail() {
   return (
     <section>
       <h1>{l.title}</h1>
+      <Gallery key={l.id} images={l.images} title={l.title} />
       <p className="price">
         <Money cents={l.price_cents} currency={l.currency} />
       </p>

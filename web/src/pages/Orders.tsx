@@ -2,9 +2,12 @@ import { useState } from 'react';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client';
 import { shortId } from '../components/OrderBits';
-import { ErrorAlert, Loading, Money, Status } from '../components/ui';
+import { ErrorAlert, Loading, Money, Status, Thumb } from '../components/ui';
 import { formatDate } from '../lib/format';
 import { useAsync } from '../lib/useAsync';
+
+// Thumbnails of an order's first lines; its line titles are listed in full.
+const THUMBS = 3;
 
 export default function Orders() {
   const [cursors, setCursors] = useState<string[]>(['']);
@@ -24,6 +27,11 @@ export default function Orders() {
       <ul className="orders" aria-label="My orders">
         {page.data?.items.map((o) => (
           <li key={o.id} className="order-row">
+            <span className="thumbs">
+              {o.lines.slice(0, THUMBS).map((l) => (
+                <Thumb key={l.id} src={l.thumb_url} alt={l.title} className="thumb-sm" />
+              ))}
+            </span>
             <Link to={`/orders/${o.id}`}>Order {shortId(o.id)}</Link> <Status status={o.status} />{' '}
             <Money cents={o.total_cents} currency={o.currency} />
             <span className="muted">

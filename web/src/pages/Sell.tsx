@@ -4,7 +4,7 @@ import { api, unwrap, unwrapVoid } from '../api/client';
 import type { Listing } from '../api/types';
 import { useAuth } from '../auth/AuthProvider';
 import { ListingForm } from '../components/ListingForm';
-import { ErrorAlert, Loading, Money } from '../components/ui';
+import { ErrorAlert, Loading, Money, Thumb } from '../components/ui';
 import { useAsync } from '../lib/useAsync';
 
 function MyListing({ listing, onChange }: { listing: Listing; onChange: () => void }) {
@@ -29,7 +29,10 @@ function MyListing({ listing, onChange }: { listing: Listing; onChange: () => vo
   return (
     <tr>
       <td>
-        <Link to={`/listings/${listing.id}`}>{listing.title}</Link>
+        <span className="with-thumb">
+          <Thumb src={listing.main_image?.thumb_url} alt={listing.title} className="thumb-sm" />
+          <Link to={`/listings/${listing.id}`}>{listing.title}</Link>
+        </span>
       </td>
       <td>
         <Money cents={listing.price_cents} currency={listing.currency} />
@@ -78,7 +81,8 @@ export default function Sell() {
       />
       {created ? (
         <p className="ok" role="status">
-          Listed <Link to={`/listings/${created.id}`}>{created.title}</Link>.
+          Listed <Link to={`/listings/${created.id}`}>{created.title}</Link>.{' '}
+          <Link to={`/sell/${created.id}`}>Add pictures</Link>
         </p>
       ) : null}
       <h2>My listings</h2>

@@ -416,3 +416,33 @@ async fn image_routes_refuse_what_is_not_theirs() {
     );
     app.run_image_jobs().await;
 }
+
+#[tokio::test]
+async fn the_sweep_walks_a_large_store_a_page_per_run() {
+    let app = TestApp::spawn().await;
+    let old = SystemTime::now() - Duration::from_secs(7200);
+    let mut orphans = Vec::new();
+    for _ in 0..5 {
+        let key = format!("images/{}/original-0123456789abcdef.png", Uuid::now_v7());
+        let path = app.objects_dir.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"bytes").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        orphans.push(key);
+    }
+    let deps = app.image_deps();
+
+    let mut swept = Vec::new();
+    for _ in 0..3 {
+        let report = shared::images::sweep::sweep_paged(&deps, 2).await.unwrap();
+        swept.push(report.orphan_files);
+    }
+
+    assert_eq!(swept, [2, 2, 1], "two files a run, in key order");
+    assert!(app.stored_files().is_empty(), "{:?}", app.stored_files());
+}
