@@ -41,15 +41,53 @@ pub fn openapi(state: &AppState) -> OpenApiService<routes::Apis, ()> {
     .description("Sellers list goods, buyers check out; background work runs on a worker fleet.")
 }
 
+/// The OpenAPI document as served and committed: what poem-openapi generates, with
+/// `additionalProperties: false` on every multipart body. The upload handlers refuse parts they do
+/// not declare (`deny_unknown_fields`), and the generated schema cannot say so itself. The text is
+/// patched in place (poem-openapi's layout is fixed), so the document keeps its order.
+pub fn spec(state: &AppState) -> String {
+    const BODY: &str = "\"multipart/form-data\": {";
+    const OBJECT: &str = "\"type\": \"object\",";
+    let generated = openapi(state).spec();
+    let mut out = String::with_capacity(generated.len() + 256);
+    let mut rest = generated.as_str();
+    while let Some(at) = rest.find(BODY) {
+        let (before, from_body) = rest.split_at(at);
+        out.push_str(before);
+        let Some(object) = from_body.find(OBJECT) else {
+            rest = from_body;
+            break;
+        };
+        let (head, tail) = from_body.split_at(object + OBJECT.len());
+        let indent: String = head[..object]
+            .rsplit('\n')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take_while(|c| *c == ' ')
+            .collect();
+        out.push_str(head);
+        out.push_str(&format!("\n{indent}\"additionalProperties\": false,"));
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The complete application: API, docs, middleware. Used by `run` and by tests.
 pub fn app(state: AppState) -> BoxEndpoint<'static> {
     let max_body = state.settings.max_body_bytes;
     let service = openapi(&state);
+    let document = spec(&state);
     let allowed = Arc::new(allow::AllowedMethods::from_spec(
-        &serde_json::from_str(&service.spec()).unwrap_or_default(),
+        &serde_json::from_str(&document).unwrap_or_default(),
         &[("/openapi.json", "GET"), ("/metrics", "GET")],
     ));
-    let spec = service.spec_endpoint();
+    let spec = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(document.clone())
+    });
     let docs = service.swagger_ui();
     let web_client = Arc::new(
         state

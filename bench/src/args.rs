@@ -24,6 +24,9 @@ SCENARIOS:
   paid   wide catalogue; each buyer checks out, then a signed payment_intent.succeeded webhook
          pays the order (the bench plays Stripe); measured until every order is paid
   webhooks  signed webhooks at a fixed rate (open loop) for orders checked out beforehand
+  images    a seller uploads a ~4.7 MB 12-megapixel JPEG (made by the bench) to listings: one at
+            a time (upload latency, time until ready, worker processing time), then from
+            several uploaders at once (images/s end to end); CPU per image and peak RSS
 
 FLAGS (environment fallback in brackets):
   --api URL                 api base URL [BENCH_API] (http://127.0.0.1:8080)
@@ -45,6 +48,11 @@ FLAGS (environment fallback in brackets):
   --webhook-secs N          how long `webhooks` sends (5); its orders = rate x secs
   --webhook-secret S        the api's STRIPE_WEBHOOK_SECRET, to sign events [BENCH_WEBHOOK_SECRET,
                             then STRIPE_WEBHOOK_SECRET]; paid/webhooks need it
+  --image-count N           images uploaded one at a time in `images` (20)
+  --image-parallel N        concurrent uploaders in the throughput phase of `images` (4)
+  --image-parallel-count N  images uploaded in the throughput phase (--image-count)
+  --worker-metrics URL      the worker's metrics (http://<METRICS_ADDR>/metrics), for the
+                            worker's own processing time per image; bench/run sets it
   --setup-concurrency N     parallel requests while seeding (2 x cores)
   --job-timeout-secs N      give up waiting for a job after this long (60)
   --no-poll                 do not long-poll jobs over HTTP; watch them finish in Postgres instead
@@ -72,6 +80,8 @@ pub(crate) enum Scenario {
     Paid,
     /// Signed webhooks at a fixed rate for orders prepared beforehand.
     Webhooks,
+    /// Listing pictures: uploads one at a time, then from several uploaders.
+    Images,
 }
 
 impl Scenario {
@@ -81,6 +91,7 @@ impl Scenario {
             Scenario::Wide => "wide",
             Scenario::Paid => "paid",
             Scenario::Webhooks => "webhooks",
+            Scenario::Images => "images",
         }
     }
 }
@@ -107,6 +118,11 @@ pub(crate) struct RunArgs {
     pub webhook_rate: u32,
     pub webhook_secs: u32,
     pub webhook_secret: Option<String>,
+    pub image_count: usize,
+    pub image_parallel: usize,
+    /// `None`: as many as `image_count`.
+    pub image_parallel_count: Option<usize>,
+    pub worker_metrics: Option<String>,
     pub setup_concurrency: usize,
     pub job_timeout: Duration,
     pub poll: bool,
@@ -171,6 +187,10 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Co
         webhook_secret: ["BENCH_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET"]
             .iter()
             .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty())),
+        image_count: 20,
+        image_parallel: 4,
+        image_parallel_count: None,
+        worker_metrics: None,
         setup_concurrency: 2 * cores,
         job_timeout: Duration::from_secs(60),
         poll: true,
@@ -225,6 +245,12 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Co
             "--webhook-rate" => run.webhook_rate = number(&flag, &value()?)?,
             "--webhook-secs" => run.webhook_secs = number(&flag, &value()?)?,
             "--webhook-secret" => run.webhook_secret = Some(value()?),
+            "--image-count" => run.image_count = number(&flag, &value()?)?,
+            "--image-parallel" => run.image_parallel = number(&flag, &value()?)?,
+            "--image-parallel-count" => {
+                run.image_parallel_count = Some(number(&flag, &value()?)?);
+            }
+            "--worker-metrics" => run.worker_metrics = Some(value()?),
             "--setup-concurrency" => run.setup_concurrency = number(&flag, &value()?)?,
             "--job-timeout-secs" => {
                 run.job_timeout = Duration::from_secs(number(&flag, &value()?)?);
@@ -243,6 +269,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Co
             "wide" => run.scenarios.push(Scenario::Wide),
             "paid" => run.scenarios.push(Scenario::Paid),
             "webhooks" => run.scenarios.push(Scenario::Webhooks),
+            "images" => run.scenarios.push(Scenario::Images),
             "reset-db" | "wait-ready" | "clean-redis" | "chaos" if sub.is_none() => {
                 sub = Some(flag)
             }
@@ -257,6 +284,9 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Co
     }
     if run.paid_buyers == 0 || run.webhook_rate == 0 || run.webhook_secs == 0 {
         bail!("--paid-buyers, --webhook-rate and --webhook-secs must be at least 1");
+    }
+    if run.image_count == 0 || run.image_parallel == 0 || run.image_parallel_count == Some(0) {
+        bail!("--image-count, --image-parallel and --image-parallel-count must be at least 1");
     }
     let needs_secret = run
         .scenarios
@@ -373,6 +403,29 @@ mod tests {
         assert_eq!(run.scenarios, vec![Scenario::Paid, Scenario::Webhooks]);
         assert_eq!((run.paid_buyers, run.webhook_rate), (200, 500));
         assert_eq!(run.webhook_secret.as_deref(), Some("whsec_x"));
+    }
+
+    #[test]
+    fn images_takes_its_own_flags() {
+        let Command::Run(run) = parse_strs(&[
+            "images",
+            "--image-count=5",
+            "--image-parallel",
+            "2",
+            "--worker-metrics",
+            "http://127.0.0.1:18081/metrics",
+        ])
+        .unwrap() else {
+            panic!("expected a run");
+        };
+        assert_eq!(run.scenarios, vec![Scenario::Images]);
+        assert_eq!((run.image_count, run.image_parallel), (5, 2));
+        assert_eq!(run.image_parallel_count, None);
+        assert_eq!(
+            run.worker_metrics.as_deref(),
+            Some("http://127.0.0.1:18081/metrics")
+        );
+        assert!(parse_strs(&["images", "--image-parallel", "0"]).is_err());
     }
 
     #[test]

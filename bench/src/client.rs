@@ -76,6 +76,46 @@ pub(crate) struct WebhookAnswer {
     pub detail: String,
 }
 
+/// The answer to an image upload.
+#[derive(Debug)]
+pub(crate) struct UploadAnswer {
+    /// HTTP status, 0 when the request failed without an answer.
+    pub status: u16,
+    /// Every image of the listing in the 201 body (the new ones among them).
+    pub image_ids: Vec<Uuid>,
+    /// `error.code` of an error body, or the error.
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ImageListBody {
+    images: Vec<Created>,
+}
+
+/// The boundary of the bench's multipart bodies. A part ends at the first line that starts with
+/// it, so [`upload_body`] checks that the file does not contain it.
+const BOUNDARY: &str = "bench-images-7f3a9c1e5b2d4f60";
+
+/// A `multipart/form-data` body with `file` as the one part `files` (what a browser sends).
+pub(crate) fn upload_body(file: &[u8]) -> anyhow::Result<Vec<u8>> {
+    if file
+        .windows(BOUNDARY.len())
+        .any(|w| w == BOUNDARY.as_bytes())
+    {
+        bail!("the file contains the multipart boundary");
+    }
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"bench.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    );
+    let tail = format!("\r\n--{BOUNDARY}--\r\n");
+    let mut body = Vec::with_capacity(head.len() + file.len() + tail.len());
+    body.extend_from_slice(head.as_bytes());
+    body.extend_from_slice(file);
+    body.extend_from_slice(tail.as_bytes());
+    Ok(body)
+}
+
 fn error_code(body: &str) -> Option<String> {
     let v: Value = serde_json::from_str(body).ok()?;
     Some(v.get("error")?.get("code")?.as_str()?.to_owned())
@@ -298,6 +338,99 @@ impl Api {
                 }
             }
         }
+    }
+
+    /// `POST /api/v1/listings/{id}/images` with a body from [`upload_body`].
+    pub(crate) async fn upload_images(
+        &self,
+        token: &str,
+        listing: Uuid,
+        body: Vec<u8>,
+    ) -> UploadAnswer {
+        let req = self
+            .http
+            .post(self.url(&format!("/api/v1/listings/{listing}/images")))
+            .bearer_auth(token)
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body);
+        match self.send(req).await {
+            Ok((status, body)) if status == StatusCode::CREATED => {
+                match serde_json::from_str::<ImageListBody>(&body) {
+                    Ok(list) => UploadAnswer {
+                        status: 201,
+                        image_ids: list.images.into_iter().map(|i| i.id).collect(),
+                        error: None,
+                    },
+                    Err(e) => UploadAnswer {
+                        status: 201,
+                        image_ids: Vec::new(),
+                        error: Some(format!("unexpected body ({e}): {}", truncate(&body))),
+                    },
+                }
+            }
+            Ok((status, body)) => UploadAnswer {
+                status: status.as_u16(),
+                image_ids: Vec::new(),
+                error: Some(error_code(&body).unwrap_or_else(|| truncate(&body))),
+            },
+            Err(e) => UploadAnswer {
+                status: 0,
+                image_ids: Vec::new(),
+                error: Some(format!("{e:#}")),
+            },
+        }
+    }
+
+    /// `GET /api/v1/listings/{id}/images` as its seller: `(url, thumb_url)` of each image.
+    pub(crate) async fn image_urls(
+        &self,
+        token: &str,
+        listing: Uuid,
+    ) -> anyhow::Result<Vec<(Option<String>, Option<String>)>> {
+        #[derive(Deserialize)]
+        struct Urls {
+            url: Option<String>,
+            thumb_url: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct List {
+            images: Vec<Urls>,
+        }
+        let req = self
+            .http
+            .get(self.url(&format!("/api/v1/listings/{listing}/images")))
+            .bearer_auth(token);
+        let list: List = self.expect("list images", StatusCode::OK, req).await?;
+        Ok(list
+            .images
+            .into_iter()
+            .map(|i| (i.url, i.thumb_url))
+            .collect())
+    }
+
+    /// The bytes at `url`: a path on the api (`/api/v1/media/…`) or an absolute URL.
+    pub(crate) async fn get_bytes(&self, url: &str) -> anyhow::Result<Vec<u8>> {
+        let full = if url.starts_with('/') {
+            self.url(url)
+        } else {
+            url.to_owned()
+        };
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = self.http.get(&full).send().await?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("GET {full}: {status}");
+        }
+        Ok(resp.bytes().await?.to_vec())
+    }
+
+    /// `GET url` as text (a Prometheus scrape; `/metrics` on the api when `url` is a path).
+    pub(crate) async fn get_text(&self, url: &str) -> anyhow::Result<String> {
+        let bytes = self.get_bytes(url).await?;
+        String::from_utf8(bytes).context("not UTF-8")
     }
 
     /// `POST /api/v1/webhooks/stripe` with `body` as raw bytes and `Stripe-Signature: signature`.

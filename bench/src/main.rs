@@ -7,9 +7,11 @@
 mod args;
 mod chaos;
 mod client;
+mod images;
 mod load;
 mod output;
 mod paid;
+mod photo;
 mod procstat;
 mod report;
 mod scenario;

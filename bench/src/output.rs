@@ -2,7 +2,7 @@
 
 use crate::report::{Check, Summary};
 
-fn check(name: &str, target: &str, value: String, pass: bool) -> Check {
+pub(crate) fn check(name: &str, target: &str, value: String, pass: bool) -> Check {
     Check {
         name: name.into(),
         target: target.into(),

@@ -70,6 +70,15 @@ pub(crate) fn plan(scenario: Scenario, args: &RunArgs) -> Plan {
                 cart: Box::new(move |_| rand::thread_rng().gen_range(0..n)),
             }
         }
+        // No buyers: `images` makes its own seller and listings (images.rs).
+        Scenario::Images => Plan {
+            tag,
+            sellers: 1,
+            listings: Vec::new(),
+            buyers: 0,
+            canaries: 0,
+            cart: Box::new(|_| 0),
+        },
     }
 }
 
@@ -93,8 +102,10 @@ pub(crate) async fn run(
     args: &RunArgs,
     pool: &PgPool,
 ) -> anyhow::Result<PathBuf> {
-    if matches!(scenario, Scenario::Paid | Scenario::Webhooks) {
-        return crate::paid::run(scenario, args, pool).await;
+    match scenario {
+        Scenario::Paid | Scenario::Webhooks => return crate::paid::run(scenario, args, pool).await,
+        Scenario::Images => return crate::images::run(args, pool).await,
+        Scenario::Hot | Scenario::Wide => {}
     }
     let targets = Targets {
         api: procstat::find_pid("api", args.api_pid)?,
@@ -106,7 +117,7 @@ pub(crate) async fn run(
         concurrency: match scenario {
             Scenario::Hot => (args.hot_concurrency > 0).then_some(args.hot_concurrency),
             Scenario::Wide => Some(args.wide_concurrency),
-            Scenario::Paid | Scenario::Webhooks => Some(args.paid_concurrency),
+            Scenario::Paid | Scenario::Webhooks | Scenario::Images => Some(args.paid_concurrency),
         },
         poll: args.poll,
         job_timeout: args.job_timeout,

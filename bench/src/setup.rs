@@ -119,6 +119,23 @@ async fn login_all(
         .await
 }
 
+/// One seller account, logged in.
+pub(crate) struct Seller {
+    pub id: Uuid,
+    pub token: String,
+}
+
+/// Inserts seller `bench_{tag}_s0` (as [`seed`] does) and logs in.
+pub(crate) async fn seller(api: &Api, pool: &PgPool, tag: &str) -> anyhow::Result<Seller> {
+    let hash = cheap_hash()?;
+    let (id, name) = insert_users(pool, tag, "s", 1, &hash)
+        .await?
+        .pop()
+        .context("no seller inserted")?;
+    let token = api.login(&name, PASSWORD).await?;
+    Ok(Seller { id, token })
+}
+
 fn step(what: &str, started: Instant) {
     eprintln!("  setup: {what} ({:.1} s)", started.elapsed().as_secs_f64());
 }

@@ -11,6 +11,7 @@ pub(crate) struct Latency {
     pub min_ms: f64,
     pub p50_ms: f64,
     pub p90_ms: f64,
+    pub p95_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
@@ -39,6 +40,7 @@ impl Latency {
             min_ms: samples[0],
             p50_ms: rank(0.50),
             p90_ms: rank(0.90),
+            p95_ms: rank(0.95),
             p99_ms: rank(0.99),
             p999_ms: rank(0.999),
             max_ms: samples[samples.len() - 1],
@@ -72,8 +74,8 @@ mod tests {
         let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
         let l = Latency::of_ms(&mut v);
         assert_eq!(
-            (l.p50_ms, l.p99_ms, l.max_ms, l.min_ms),
-            (50.0, 99.0, 100.0, 1.0)
+            (l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.min_ms),
+            (50.0, 95.0, 99.0, 100.0, 1.0)
         );
         assert_eq!(Latency::of_ms(&mut []).count, 0);
         assert_eq!(Latency::of_ms(&mut [7.0]).p99_ms, 7.0);

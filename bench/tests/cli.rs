@@ -1,6 +1,6 @@
-//! The `bench` binary's command line, run as a process: `--help` documents the fault drill, and
-//! `chaos` refuses a load too short for its faults before it starts anything. (Being an
-//! integration test, this also makes `cargo test` build `target/debug/bench`, which
+//! The `bench` binary's command line, run as a process: `--help` documents the fault drill and the
+//! `images` flags, and `chaos` refuses a load too short for its faults before it starts anything.
+//! (Being an integration test, this also makes `cargo test` build `target/debug/bench`, which
 //! `scripts/test` then runs the short drill with, next to the debug servers the tests built.)
 
 use std::process::{Command, Output};
@@ -19,6 +19,21 @@ fn help_documents_the_chaos_drill() {
     assert!(out.status.success(), "{out:?}");
     let usage = String::from_utf8_lossy(&out.stdout);
     for needle in ["bench chaos", "--short", "--chaos-secs", "--settle-secs"] {
+        assert!(usage.contains(needle), "{needle} missing from:\n{usage}");
+    }
+}
+
+#[test]
+fn help_documents_the_images_scenario() {
+    let out = bench(&["--help"]);
+    let usage = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "images",
+        "--image-count",
+        "--image-parallel",
+        "--image-parallel-count",
+        "--worker-metrics",
+    ] {
         assert!(usage.contains(needle), "{needle} missing from:\n{usage}");
     }
 }

@@ -59,6 +59,7 @@ struct ImageList {
 
 /// Pictures to add to a listing.
 #[derive(Multipart)]
+#[oai(deny_unknown_fields)]
 struct ImageUpload {
     /// JPEG, PNG or WebP files (by their bytes), each at most `IMAGE_MAX_BYTES`.
     files: Vec<Upload>,
@@ -66,6 +67,7 @@ struct ImageUpload {
 
 /// A new profile picture.
 #[derive(Multipart)]
+#[oai(deny_unknown_fields)]
 struct AvatarUpload {
     /// A JPEG, PNG or WebP file, at most `IMAGE_MAX_BYTES`.
     file: Upload,

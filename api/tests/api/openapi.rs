@@ -6,7 +6,7 @@ use test_support::TestApp;
 #[tokio::test]
 async fn committed_openapi_document_matches_the_code() {
     let app = TestApp::spawn().await;
-    let generated = api::openapi(&app.state).spec();
+    let generated = api::spec(&app.state);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(path, format!("{generated}\n")).expect("write openapi.json");
@@ -35,7 +35,7 @@ async fn the_document_is_served_and_lists_error_statuses() {
 async fn every_optional_property_is_declared_nullable() {
     let app = TestApp::spawn().await;
     let doc: serde_json::Value =
-        serde_json::from_str(&api::openapi(&app.state).spec()).expect("the document is JSON");
+        serde_json::from_str(&api::spec(&app.state)).expect("the document is JSON");
     let mut missing = Vec::new();
     for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
         let required: Vec<&str> = schema["required"]
@@ -56,7 +56,7 @@ async fn every_optional_property_is_declared_nullable() {
 async fn statuses_kinds_and_error_codes_are_enums() {
     let app = TestApp::spawn().await;
     let doc: serde_json::Value =
-        serde_json::from_str(&api::openapi(&app.state).spec()).expect("the document is JSON");
+        serde_json::from_str(&api::spec(&app.state)).expect("the document is JSON");
     let schemas = &doc["components"]["schemas"];
     for name in [
         "ErrorCode",
@@ -83,4 +83,28 @@ async fn statuses_kinds_and_error_codes_are_enums() {
     let checkout = &doc["paths"]["/api/v1/checkout"]["post"]["parameters"][0];
     assert_eq!(checkout["name"], "Idempotency-Key");
     assert_eq!(checkout["required"], true);
+}
+
+/// Upload bodies take exactly their declared parts: the document says so, and the server refuses
+/// any other part (`deny_unknown_fields`), so a client cannot send what the server ignores.
+#[tokio::test]
+async fn multipart_bodies_declare_that_they_take_no_other_parts() {
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value =
+        serde_json::from_str(&api::spec(&app.state)).expect("the document is JSON");
+    let mut multipart = 0;
+    for operation in doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| p.as_object().unwrap().values())
+    {
+        let schema = &operation["requestBody"]["content"]["multipart/form-data"]["schema"];
+        if schema.is_object() {
+            multipart += 1;
+            assert_eq!(schema["additionalProperties"], false, "{schema}");
+            assert_eq!(schema["type"], "object");
+        }
+    }
+    assert_eq!(multipart, 2, "the listing upload and the avatar");
 }
