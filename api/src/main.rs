@@ -3,8 +3,11 @@
 
 use shared::config::Settings;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    shared::allocator::run(serve())
+}
+
+async fn serve() -> std::process::ExitCode {
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {

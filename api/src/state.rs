@@ -4,7 +4,7 @@ use std::ops::Deref;
 
 use poem::Request;
 use shared::{
-    auth::{Authenticator, LoginThrottle},
+    auth::{Authenticator, LoginThrottle, sessions::SessionCache},
     db::users::UserRow,
     services::Services,
 };
@@ -25,12 +25,24 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state over the process's services. Must run inside the Tokio runtime (it
-    /// starts the job-completion subscription).
+    /// starts the job-completion and session-revocation subscriptions).
     pub fn new(services: Services) -> Self {
         let settings = &services.settings;
         let prefix = &settings.redis_prefix;
         let throttle = LoginThrottle::new(services.redis.clone(), prefix, &settings.auth);
-        let auth = Authenticator::new(services.pool.clone(), settings.auth.clone(), throttle);
+        let sessions = SessionCache::start(
+            services.redis_client.clone(),
+            services.redis.clone(),
+            prefix,
+            settings.auth.session_cache_ttl,
+            settings.auth.session_cache_max_entries,
+        );
+        let auth = Authenticator::new(
+            services.pool.clone(),
+            settings.auth.clone(),
+            throttle,
+            sessions,
+        );
         let job_waiter = JobWaiter::start(
             services.redis_client.clone(),
             shared::job_events::channel(prefix),

@@ -491,14 +491,14 @@ fn settlement_checks(s: &Settlement, i: &Integrity) -> Vec<Check> {
 }
 
 fn memory_checks(m: &ServerMemory, note: &str) -> Vec<Check> {
-    [("api", &m.api), ("worker", &m.worker)]
+    [("api", &m.api, 64.0), ("worker", &m.worker, 40.0)]
         .into_iter()
-        .map(|(name, m)| {
+        .map(|(name, m, max)| {
             check(
                 &format!("{name} peak RSS{note}"),
-                "< 40 MiB",
+                &format!("< {max:.0} MiB"),
                 format!("{:.1} MiB", m.peak_rss_mib),
-                m.peak_rss_mib < 40.0,
+                m.peak_rss_mib < max,
             )
         })
         .collect()
@@ -842,9 +842,9 @@ async fn paid(
         ),
         check(
             "server CPU per paid order",
-            "< 2 ms",
+            "<= 2.5 ms",
             format!("{:.2} ms", cpu_per_paid_order.server_total_ms),
-            n_paid > 0 && cpu_per_paid_order.server_total_ms < 2.0,
+            n_paid > 0 && cpu_per_paid_order.server_total_ms <= 2.5,
         ),
         check(
             "webhook latency p99",
@@ -1087,9 +1087,9 @@ async fn webhooks(
         ),
         check(
             "server CPU per paid order (webhook + payment job only)",
-            "< 2 ms",
+            "<= 1 ms",
             format!("{:.2} ms", cpu_per_event.server_total_ms),
-            n_paid > 0 && cpu_per_event.server_total_ms < 2.0,
+            n_paid > 0 && cpu_per_event.server_total_ms <= 1.0,
         ),
     ];
     checks.extend(settlement_checks(&settlement, &integrity));

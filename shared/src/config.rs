@@ -219,6 +219,12 @@ pub struct AuthSettings {
     /// `TRUSTED_PROXIES` (none): addresses and CIDR ranges of the proxies whose
     /// `X-Forwarded-For` names the client; everyone else is known by their socket address.
     pub trusted_proxies: TrustedProxies,
+    /// `AUTH_CACHE_TTL_MS` (5000, at most 60000; 0 = off): how long the api may accept an access
+    /// token's session without reading PostgreSQL (`auth::sessions`): the bound on how long a
+    /// revoked token can still work when a revocation announcement is lost.
+    pub session_cache_ttl: Duration,
+    /// `AUTH_CACHE_MAX_ENTRIES` (10000): sessions the api keeps at most (0 = off).
+    pub session_cache_max_entries: usize,
 }
 
 /// Settings read by worker processes.
@@ -317,6 +323,13 @@ impl Settings {
                 refresh_max_per_ip: env.parse("REFRESH_MAX_PER_IP", 300)?,
                 password_change_max_per_ip: env.parse("PASSWORD_CHANGE_MAX_PER_IP", 10)?,
                 address_limit_window: env.secs("ADDRESS_LIMIT_WINDOW_SECS", 900)?,
+                session_cache_ttl: Duration::from_millis(env.bounded(
+                    "AUTH_CACHE_TTL_MS",
+                    5_000,
+                    0,
+                    60_000,
+                )?),
+                session_cache_max_entries: env.parse("AUTH_CACHE_MAX_ENTRIES", 10_000)?,
                 trusted_proxies: TrustedProxies::parse(&env.string("TRUSTED_PROXIES", ""))
                     .map_err(|entry| {
                         env.invalid(

@@ -10,26 +10,31 @@
 //! A missing counter is loaded from Postgres, never assumed zero or infinite:
 //! `quantity - reserved - units admitted by checkout jobs not yet processed`.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::LazyLock};
 
 use redis::{Script, aio::ConnectionManager};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-/// Reserve all lines or none. Returns `{0, i...}` when counters `i` are missing, `{2, i...}` when
-/// lines `i` are short, `{1}` when every counter was decremented.
+/// Reserve all lines or none, one request per ticket at a time. `KEYS[1]` is the ticket and
+/// `ARGV[1]` its lifetime in milliseconds; `KEYS[i + 1]` and `ARGV[i + 1]` are line `i`'s counter
+/// and units. Returns `{3}` when the ticket is taken (another request holding it is being
+/// admitted: nothing is taken), `{0, i...}` when counters `i` are missing, `{2, i...}` when lines `i` are short,
+/// `{1}` when every counter was decremented (and the ticket is taken).
 const RESERVE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return {3} end
 local missing = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 0 then missing[#missing + 1] = i end
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then missing[#missing + 1] = i - 1 end
 end
 if #missing > 0 then return {0, unpack(missing)} end
 local short = {}
-for i, key in ipairs(KEYS) do
-  if tonumber(redis.call('GET', key)) < tonumber(ARGV[i]) then short[#short + 1] = i end
+for i = 2, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i])) < tonumber(ARGV[i]) then short[#short + 1] = i - 1 end
 end
 if #short > 0 then return {2, unpack(short)} end
-for i, key in ipairs(KEYS) do redis.call('DECRBY', key, ARGV[i]) end
+for i = 2, #KEYS do redis.call('DECRBY', KEYS[i], ARGV[i]) end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 return {1}
 ";
 
@@ -42,6 +47,15 @@ end
 return 1
 ";
 
+/// How long a ticket holds off its request's duplicates: far longer than admitting takes (one
+/// insert after the gate), and short enough that a request whose admission died mid-way does
+/// not block its retries for long.
+pub const TICKET_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+// Compiled (hashed) once: `Script::new` digests its source.
+static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE));
+static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
+
 /// The gate's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
@@ -49,6 +63,8 @@ pub enum Admission {
     Admitted,
     /// These listings lack the units asked for; nothing was taken.
     OutOfStock(Vec<Uuid>),
+    /// Another request with the same ticket holds units and is being admitted; nothing was taken.
+    InFlight,
 }
 
 /// Errors talking to Redis or loading counters from Postgres.
@@ -88,20 +104,28 @@ impl StockGate {
         format!("{}:gate:", self.prefix)
     }
 
-    /// Takes `lines` (listing, units) from the counters, all or nothing. Missing counters are
-    /// loaded from Postgres through `conn` (the caller's connection, so that a burst of callers
-    /// never waits on the pool for a second one).
+    /// Takes `lines` (listing, units) from the counters, all or nothing, under `ticket` (a
+    /// caller-chosen name, e.g. the buyer's): until the ticket is freed
+    /// ([`StockGate::free_ticket`], [`StockGate::cancel`]) or [`TICKET_TTL`] passes, another
+    /// request with the same ticket gets [`Admission::InFlight`] and takes nothing, so a
+    /// request racing another one of the same buyer (a retry, a second tab) can neither take
+    /// the units twice nor be refused for the units the other one holds. Missing
+    /// counters are loaded from Postgres through `conn` (the caller's connection, so that a burst
+    /// of callers never waits on the pool for a second one).
     #[tracing::instrument(skip_all)]
     pub async fn reserve(
         &self,
         conn: &mut PgConnection,
+        ticket: &str,
         lines: &[(Uuid, i32)],
     ) -> Result<Admission, GateError> {
-        let script = Script::new(RESERVE);
+        let script = &*RESERVE_SCRIPT;
+        let ticket_ttl_ms = u64::try_from(TICKET_TTL.as_millis()).unwrap_or(u64::MAX);
         // Loading missing counters can race with other loaders; two rounds always suffice
         // because loaded counters are only created, never deleted, by this code.
         for _ in 0..3 {
             let mut invocation = script.prepare_invoke();
+            invocation.key(self.ticket_key(ticket)).arg(ticket_ttl_ms);
             for (id, units) in lines {
                 invocation.key(self.key(*id)).arg(*units);
             }
@@ -117,6 +141,7 @@ impl StockGate {
                         indices.filter_map(|i| lines.get(i).map(|l| l.0)).collect(),
                     ));
                 }
+                Some(3) => return Ok(Admission::InFlight),
                 _ => {
                     let missing: Vec<Uuid> =
                         indices.filter_map(|i| lines.get(i).map(|l| l.0)).collect();
@@ -130,13 +155,33 @@ impl StockGate {
         ))))
     }
 
+    /// Gives back the units `ticket` took, which were not recorded after all, and frees the
+    /// ticket for a retry.
+    pub async fn cancel(&self, ticket: &str, lines: &[(Uuid, i32)]) -> Result<(), GateError> {
+        self.release(lines).await?;
+        self.free_ticket(ticket).await
+    }
+
+    /// Frees `ticket` once its request was recorded (its units are held by the job now).
+    pub async fn free_ticket(&self, ticket: &str) -> Result<(), GateError> {
+        redis::cmd("DEL")
+            .arg(self.ticket_key(ticket))
+            .query_async::<()>(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    fn ticket_key(&self, ticket: &str) -> String {
+        format!("{}:gate-ticket:{ticket}", self.prefix)
+    }
+
     /// Gives units back (a checkout failed or an order was cancelled or expired).
     #[tracing::instrument(skip_all)]
     pub async fn release(&self, lines: &[(Uuid, i32)]) -> Result<(), GateError> {
         if lines.is_empty() {
             return Ok(());
         }
-        let script = Script::new(RELEASE);
+        let script = &*RELEASE_SCRIPT;
         let mut invocation = script.prepare_invoke();
         for (id, units) in lines {
             invocation.key(self.key(*id)).arg(*units);

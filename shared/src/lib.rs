@@ -1,6 +1,7 @@
 //! Domain types, SQL, job payloads, business transactions and configuration shared by the
 //! `api`, `worker` and `scheduler` binaries. Nothing in here knows about HTTP.
 
+pub mod allocator;
 pub mod auth;
 pub mod cart;
 pub mod checkout;

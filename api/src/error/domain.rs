@@ -206,6 +206,7 @@ impl From<AdmitError> for ApiError {
             AdmitError::KeyReused => {
                 Self::unprocessable(ErrorCode::IdempotencyKeyReused, message, json!({}))
             }
+            AdmitError::StillAdmitting => Self::unavailable(&message),
             AdmitError::Store(e) => e.into(),
             AdmitError::Gate(GateError::Postgres(e)) => StoreError::from(e).into(),
             AdmitError::Gate(GateError::Redis(e))

@@ -105,9 +105,9 @@ impl CheckoutApi {
         .await?;
         if admitted.created {
             // The row is committed: if this push is lost, the sweeper re-pushes the job.
-            let task = JobTask::new(admitted.job.id);
+            let task = JobTask::new(admitted.job_id);
             Checkout::enqueue_committed(&self.state.queue, task).await;
         }
-        Ok(Accepted::Job(Json(JobAccepted::new(admitted.job.id))))
+        Ok(Accepted::Job(Json(JobAccepted::new(admitted.job_id))))
     }
 }

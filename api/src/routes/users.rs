@@ -159,6 +159,12 @@ impl UsersApi {
             .await
             .map_err(shared::auth::account_conflict)?;
         drop(conn);
+        // Cached sessions hold the old row (`GET /me` reads it from there).
+        self.state
+            .auth
+            .sessions()
+            .revoke(shared::auth::sessions::Revoked::User(user.id))
+            .await;
         Ok(Json(PrivateUser::shown(&self.state, row).await?))
     }
 

@@ -18,6 +18,7 @@ mod migrate;
 mod openapi;
 mod orders;
 mod payments;
+mod sessions;
 mod startup;
 mod unavailable;
 mod users;

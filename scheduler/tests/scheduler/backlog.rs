@@ -63,7 +63,7 @@ async fn with_no_worker_running_the_leader_exports_how_long_a_checkout_has_waite
     .await
     .expect("admitted");
     sqlx::query("UPDATE jobs SET created_at = now() - make_interval(secs => $2) WHERE id = $1")
-        .bind(admitted.job.id)
+        .bind(admitted.job_id)
         .bind(AGE_SECS)
         .execute(app.pool())
         .await
@@ -110,7 +110,7 @@ async fn with_no_worker_running_the_leader_exports_how_long_a_checkout_has_waite
         assert!(!followed.contains(family), "{family} in:\n{followed}");
     }
     let (status,): (String,) = sqlx::query_as("SELECT status FROM jobs WHERE id = $1")
-        .bind(admitted.job.id)
+        .bind(admitted.job_id)
         .fetch_one(app.pool())
         .await
         .expect("job row");

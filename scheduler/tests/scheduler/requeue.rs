@@ -40,7 +40,7 @@ async fn a_job_whose_push_was_lost_is_pushed_again_and_done_within_35s() {
     .await
     .expect("admitted");
     let accepted_at = Instant::now();
-    let job = admitted.job.id;
+    let job = admitted.job_id;
 
     // A worker for checkouts and sweeps, and the scheduler with only this sweep on.
     let ctx = JobContext::connect(app.settings.clone())

@@ -1,8 +1,10 @@
-//! Authentication: passwords, access tokens, rotating refresh tokens and login throttling.
+//! Authentication: passwords, access tokens, rotating refresh tokens, login throttling and the
+//! session cache.
 
 mod client_address;
 mod password;
 mod service;
+pub mod sessions;
 mod throttle;
 mod tokens;
 

@@ -4,10 +4,13 @@
 //! runs at a time: a burst of logins queues here instead of growing the process by 19 MiB per
 //! concurrent request and starving every other request of CPU.
 //!
-//! That memory is allocated once per hashing slot and reused. Left to the allocator, every hash
-//! allocated and freed its 19 MiB: glibc then raises its mmap threshold, and each blocking-pool
-//! thread's arena keeps such a block for good, so the api grew to ~600 MB after 300 sign-ups and
-//! logins. Reused, the process holds at most one block per CPU, whatever the traffic.
+//! That memory is reused while hashes follow each other, and given back when hashing goes idle.
+//! Left to the allocator's defaults, every hash allocated and freed its 19 MiB: glibc then
+//! raised its mmap threshold, and each blocking-pool thread's arena kept such a block for good,
+//! so the api grew to ~600 MB after 300 sign-ups and logins. Now a finished hash hands its block
+//! to the next one while another hash is running (a burst reuses at most one block per CPU),
+//! and the last one of a burst frees every block: with the mmap threshold fixed
+//! (`crate::allocator`) a freed block is unmapped, so the process returns to its idle size.
 
 use std::sync::{LazyLock, Mutex, PoisonError};
 
@@ -20,11 +23,11 @@ use tokio::sync::Semaphore;
 
 use crate::telemetry::spawn_blocking_with_tracing;
 
-static HASHING: LazyLock<Semaphore> = LazyLock::new(|| {
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    Semaphore::new(cpus)
-});
+static HASHING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(*SLOTS));
 
+/// Hashing slots: one per CPU.
+static SLOTS: LazyLock<usize> =
+    LazyLock::new(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
 /// Working memory of finished hashes, waiting for the next one (never more than the slots).
 static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 
@@ -45,10 +48,15 @@ fn hash_into(argon2: &Argon2<'_>, params: &Params, password: &[u8], salt: &[u8],
         .filter(|m| m.len() == blocks)
         .unwrap_or_else(|| vec![Block::default(); blocks]);
     let result = argon2.hash_password_into_with_memory(password, salt, out, &mut memory);
-    MEMORY
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(memory);
+    let mut pool = MEMORY.lock().unwrap_or_else(PoisonError::into_inner);
+    // This hash still holds its slot: every other slot free means no hash runs or waits.
+    if HASHING.available_permits() + 1 >= *SLOTS {
+        pool.clear();
+        drop(pool);
+        drop(memory);
+    } else {
+        pool.push(memory);
+    }
     if result.is_err() {
         // Only reachable with parameters out of argon2's range; the caller compares outputs, so
         // an all-zero output simply never matches.

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{
     LimitedAction, LoginThrottle, hash_password,
+    sessions::{Revoked, SessionCache},
     tokens::{JwtKeys, hash_refresh_token, new_refresh_token},
     verify_password,
 };
@@ -92,25 +93,39 @@ pub fn account_conflict(e: StoreError) -> AuthError {
     }
 }
 
-/// Account operations over Postgres (users, token families) and Redis (throttling).
+/// Account operations over Postgres (users, token families) and Redis (throttling, and the
+/// announcements that keep every api's session cache honest).
 #[derive(Clone)]
 pub struct Authenticator {
     pool: PgPool,
     keys: JwtKeys,
     settings: AuthSettings,
     throttle: LoginThrottle,
+    sessions: SessionCache,
 }
 
 impl Authenticator {
     /// Builds the authenticator.
-    pub fn new(pool: PgPool, settings: AuthSettings, throttle: LoginThrottle) -> Self {
+    pub fn new(
+        pool: PgPool,
+        settings: AuthSettings,
+        throttle: LoginThrottle,
+        sessions: SessionCache,
+    ) -> Self {
         let keys = JwtKeys::new(&settings.jwt_secret);
         Self {
             pool,
             keys,
             settings,
             throttle,
+            sessions,
         }
+    }
+
+    /// The session cache (a route that changes what [`Authenticator::authenticate`] returns
+    /// announces it there).
+    pub fn sessions(&self) -> &SessionCache {
+        &self.sessions
     }
 
     /// The JWT keys (for tests that craft tokens).
@@ -209,6 +224,9 @@ impl Authenticator {
             tracing::warn!(family.id = %stored.family_id, "refresh token reuse detected; revoking family");
             db::tokens::revoke_family(&mut tx, stored.family_id, "reuse_detected").await?;
             tx.commit().await?;
+            self.sessions
+                .revoke(Revoked::Session(stored.family_id))
+                .await;
             return Err(AuthError::InvalidToken);
         }
         let user = db::users::find_active(&mut tx, stored.user_id)
@@ -224,26 +242,48 @@ impl Authenticator {
     #[tracing::instrument(skip_all)]
     pub async fn logout(&self, refresh_token: &str) -> Result<(), AuthError> {
         let mut tx = self.pool.begin().await?;
-        if let Some(stored) =
-            db::tokens::find_for_update(&mut tx, &hash_refresh_token(refresh_token)).await?
-        {
+        let stored =
+            db::tokens::find_for_update(&mut tx, &hash_refresh_token(refresh_token)).await?;
+        if let Some(stored) = &stored {
             db::tokens::revoke_family(&mut tx, stored.family_id, "logout").await?;
         }
         tx.commit().await?;
+        if let Some(stored) = stored {
+            self.sessions
+                .revoke(Revoked::Session(stored.family_id))
+                .await;
+        }
         Ok(())
     }
 
-    /// Resolves an access token to its active user, whose session is still open.
+    /// Resolves an access token to its active user, whose session is still open: from the
+    /// session cache when it holds the session (see `auth::sessions` for how fresh that is),
+    /// else from PostgreSQL.
     #[tracing::instrument(skip_all)]
     pub async fn authenticate(&self, access_token: &str) -> Result<UserRow, AuthError> {
         let claims = self
             .keys
             .verify_access(access_token)
             .ok_or(AuthError::InvalidToken)?;
+        if let Some(user) = self.sessions.get(claims.sub, claims.fam)
+            && user.token_version == claims.ver
+        {
+            return Ok(user);
+        }
+        let start = self.sessions.read_start();
         let mut conn = self.pool.acquire().await?;
-        match db::users::find_active_in_session(&mut conn, claims.sub, claims.fam).await? {
-            Some(user) if user.token_version == claims.ver => Ok(user),
-            _ => Err(AuthError::InvalidToken),
+        let user = db::users::find_active_in_session(&mut conn, claims.sub, claims.fam).await?;
+        drop(conn);
+        match user {
+            Some(user) => {
+                self.sessions.put(start, claims.fam, &user);
+                if user.token_version == claims.ver {
+                    Ok(user)
+                } else {
+                    Err(AuthError::InvalidToken)
+                }
+            }
+            None => Err(AuthError::InvalidToken),
         }
     }
 
@@ -264,6 +304,7 @@ impl Authenticator {
         db::users::set_password(&mut tx, user.id, &hash).await?;
         db::tokens::revoke_all_for_user(&mut tx, user.id, "password_changed").await?;
         tx.commit().await?;
+        self.sessions.revoke(Revoked::User(user.id)).await;
         Ok(())
     }
 
@@ -274,6 +315,7 @@ impl Authenticator {
         db::users::soft_delete(&mut tx, user_id).await?;
         db::tokens::revoke_all_for_user(&mut tx, user_id, "account_deleted").await?;
         tx.commit().await?;
+        self.sessions.revoke(Revoked::User(user_id)).await;
         Ok(())
     }
 

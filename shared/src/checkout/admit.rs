@@ -1,24 +1,23 @@
 //! Accepting a checkout in the api: everything that can be refused at once is refused here,
 //! before a job exists.
 
-use crate::domain::AddressStatus;
+use std::time::{Duration, Instant};
+
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{CheckoutLine, CheckoutPayload, MAX_ATTEMPTS};
-use crate::jobs::{Checkout, Job as _};
-
-/// `jobs.kind` of a checkout.
-const JOB_KIND: &str = Checkout::NAME;
 use crate::{
     db::{
         self, StoreError,
-        cart::CheckoutCartLine,
-        jobs::{JobRow, NewJob},
+        admission::{AdmissionView, CheckoutCartLine, KeyedJob, NewCheckoutJob},
     },
-    domain::money::{LimitExceeded, MoneyLimits},
-    gate::{Admission, GateError, StockGate},
+    domain::{
+        AddressStatus,
+        money::{LimitExceeded, MoneyLimits},
+    },
+    gate::{Admission, GateError, StockGate, TICKET_TTL},
 };
 
 /// Why a checkout was refused.
@@ -57,6 +56,10 @@ pub enum AdmitError {
     /// The key was used before with a different request.
     #[error("this Idempotency-Key was already used with a different request")]
     KeyReused,
+    /// Another checkout of the buyer held its units for longer than its gate ticket lasts
+    /// without recording a job (its database is stuck): try again shortly.
+    #[error("another checkout of this cart is still being admitted; try again shortly")]
+    StillAdmitting,
     /// Database failure.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -72,10 +75,10 @@ impl From<sqlx::Error> for AdmitError {
 }
 
 /// An accepted checkout.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admitted {
-    /// The job row.
-    pub job: JobRow,
+    /// The job.
+    pub job_id: Uuid,
     /// `true` if this call created it (the caller pushes it onto the queue); `false` if the key
     /// was seen before and this is the original job.
     pub created: bool,
@@ -114,27 +117,58 @@ fn check_cart(cart: &[CheckoutCartLine], limits: &MoneyLimits) -> Result<(), Adm
 }
 
 fn fingerprint(address_id: Uuid) -> String {
-    let digest = Sha256::digest(format!("checkout:{address_id}").as_bytes());
+    hex(&Sha256::digest(format!("checkout:{address_id}").as_bytes()))
+}
+
+/// The stock gate's ticket of a buyer's admissions: one at a time holds units unrecorded.
+fn ticket(buyer_id: Uuid) -> String {
+    format!("checkout:{buyer_id}")
+}
+
+fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn replay(job: JobRow, print: &str) -> Result<Admitted, AdmitError> {
+fn replay(job: KeyedJob, print: &str) -> Result<Admitted, AdmitError> {
     if job.request_fingerprint.as_deref() != Some(print) {
         return Err(AdmitError::KeyReused);
     }
     Ok(Admitted {
-        job,
+        job_id: job.id,
         created: false,
     })
 }
 
+/// How often a request waiting for another admission of its buyer looks again.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(10);
+/// How long it waits at most: past the other request's gate ticket, which lapses by then.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(TICKET_TTL.as_secs() + 1);
+
+/// One request to admit.
+struct Request<'a> {
+    rules: &'a AdmitRules,
+    buyer_id: Uuid,
+    buyer_username: &'a str,
+    address_id: Uuid,
+    key: &'a str,
+    print: String,
+    ticket: String,
+}
+
 /// Validates the checkout, takes the units from the stock gate and records the job.
 ///
-/// A buyer's checkouts are serialised (a transaction-scoped advisory lock on the buyer), so a
-/// concurrent duplicate with the same key waits for the first one and answers with its job
-/// instead of taking the units a second time, and one with another key finds the first job
-/// active and is refused with [`AdmitError::CheckoutInProgress`]: one cart makes one order,
-/// whatever keys its retries carry.
+/// Two round trips to PostgreSQL for an accepted checkout and one for a refused one: one
+/// statement reads everything the decision depends on ([`db::admission::view`]: a job made with
+/// this key, an active checkout, the orders awaiting payment, the address, the cart), the gate
+/// takes the units in Redis, and one statement records the job ([`db::admission::record`]).
+/// No database lock is held across the gate. Concurrent requests of one buyer are settled by
+/// the gate's ticket (one per buyer): only one of them at a time takes units; the others wait
+/// (polling every 10 ms) until it has recorded its job or given up, and then decide on what
+/// they read: the same key answers with that job, another key is refused with
+/// [`AdmitError::CheckoutInProgress`] naming it. One cart makes one order, whatever keys its
+/// retries carry; the unique index on a buyer's active checkout backs that up should a ticket
+/// lapse.
+///
 /// The gate loads missing counters through the same connection: taking a second one while
 /// holding this one could exhaust the pool under a burst of checkouts.
 #[tracing::instrument(skip_all, fields(user.id = %buyer_id))]
@@ -147,82 +181,122 @@ pub async fn admit(
     address_id: Uuid,
     idempotency_key: &str,
 ) -> Result<Admitted, AdmitError> {
-    let print = fingerprint(address_id);
-    let mut conn = pool.begin().await?;
-    db::jobs::lock_owner(&mut conn, JOB_KIND, buyer_id).await?;
-    if let Some(job) = db::jobs::find_by_key(&mut conn, buyer_id, JOB_KIND, idempotency_key).await?
-    {
-        return replay(job, &print);
+    let request = Request {
+        rules,
+        buyer_id,
+        buyer_username,
+        address_id,
+        key: idempotency_key,
+        print: fingerprint(address_id),
+        ticket: ticket(buyer_id),
+    };
+    let mut conn = pool.acquire().await?;
+    let started = Instant::now();
+    loop {
+        if let Some(admitted) = admit_once(&mut conn, gate, &request).await? {
+            return Ok(admitted);
+        }
+        if started.elapsed() >= IN_FLIGHT_WAIT {
+            return Err(AdmitError::StillAdmitting);
+        }
+        tokio::time::sleep(IN_FLIGHT_POLL).await;
     }
-    let open = db::cart::for_checkout(&mut conn, buyer_id).await?;
-    if let Some(job_id) = open.active_job {
+}
+
+/// One pass of [`admit`]: `None` when another request of the buyer is being admitted (or what
+/// kept this one out is gone already), so the caller looks again shortly.
+async fn admit_once(
+    conn: &mut PgConnection,
+    gate: &StockGate,
+    request: &Request<'_>,
+) -> Result<Option<Admitted>, AdmitError> {
+    let view = db::admission::view(conn, request.buyer_id, request.key, request.address_id).await?;
+    if let Some(job) = view.keyed_job {
+        return replay(job, &request.print).map(Some);
+    }
+    let payload = decide(&view, request)?;
+    let units = payload.units();
+    match gate.reserve(conn, &request.ticket, &units).await? {
+        Admission::Admitted => {}
+        Admission::OutOfStock(short) => return Err(AdmitError::OutOfStock(short)),
+        Admission::InFlight => return Ok(None),
+    }
+    let payload_json = payload.to_json();
+    let job = NewCheckoutJob {
+        buyer_id: request.buyer_id,
+        payload: &payload_json,
+        idempotency_key: request.key,
+        request_fingerprint: &request.print,
+        max_attempts: MAX_ATTEMPTS,
+        max_unpaid_orders: request.rules.max_unpaid_orders,
+    };
+    let recorded = db::admission::record(conn, &job).await;
+    if let Ok(Some(job_id)) = recorded {
+        // The job holds the units now. Left in place, the ticket would hold off the buyer's
+        // next checkout until it lapses.
+        if let Err(e) = gate.free_ticket(&request.ticket).await {
+            tracing::warn!(error.message = %e, "could not free the stock gate ticket; it lapses on its own");
+        }
+        return Ok(Some(Admitted {
+            job_id,
+            created: true,
+        }));
+    }
+    // Not recorded (another job got in first, or the insert failed): this request's units go
+    // back to the gate, and what got in first decides the answer.
+    gate.cancel(&request.ticket, &units).await?;
+    recorded?;
+    let view = db::admission::view(conn, request.buyer_id, request.key, request.address_id).await?;
+    if let Some(job) = view.keyed_job {
+        return replay(job, &request.print).map(Some);
+    }
+    refuse_open(&view, request.rules)?;
+    Ok(None)
+}
+
+/// Refuses while another checkout is active or too many orders await payment.
+fn refuse_open(view: &AdmissionView, rules: &AdmitRules) -> Result<(), AdmitError> {
+    if let Some(job_id) = view.active_job {
         return Err(AdmitError::CheckoutInProgress(job_id));
     }
-    if open.unpaid_orders >= rules.max_unpaid_orders {
+    if view.unpaid_orders >= rules.max_unpaid_orders {
         return Err(AdmitError::TooManyUnpaidOrders {
             limit: rules.max_unpaid_orders,
         });
     }
-    let cart = open.lines;
+    Ok(())
+}
+
+/// Everything that refuses a checkout before the gate, in the order the answers are given; the
+/// job's payload when nothing does.
+fn decide(view: &AdmissionView, request: &Request<'_>) -> Result<CheckoutPayload, AdmitError> {
+    refuse_open(view, request.rules)?;
+    let cart = &view.lines;
     if cart.is_empty() {
         return Err(AdmitError::EmptyCart);
     }
-    check_cart(&cart, &rules.limits)?;
+    check_cart(cart, &request.rules.limits)?;
     let unavailable: Vec<Uuid> = cart
         .iter()
-        .filter(|c| !c.is_active || c.seller_id == buyer_id)
+        .filter(|c| !c.is_active || c.seller_id == request.buyer_id)
         .map(|c| c.listing_id)
         .collect();
     if !unavailable.is_empty() {
         return Err(AdmitError::ListingsUnavailable(unavailable));
     }
-    let address = db::addresses::find_owned(&mut conn, address_id, buyer_id)
-        .await?
-        .ok_or(AdmitError::AddressNotFound)?;
+    let address = view.address.as_ref().ok_or(AdmitError::AddressNotFound)?;
     if address.status != AddressStatus::Verified {
         return Err(AdmitError::AddressNotVerified);
     }
-    let lines: Vec<CheckoutLine> = cart
-        .iter()
-        .map(|c| CheckoutLine {
-            listing_id: c.listing_id,
-            quantity: c.quantity,
-        })
-        .collect();
-    let payload = CheckoutPayload {
-        buyer_username: buyer_username.to_owned(),
-        shipping_address: address.snapshot(),
-        lines,
-    };
-    if let Admission::OutOfStock(short) = gate.reserve(&mut conn, &payload.units()).await? {
-        return Err(AdmitError::OutOfStock(short));
-    }
-    let payload_json = payload.to_json();
-    let new_job = NewJob {
-        kind: JOB_KIND,
-        owner_id: Some(buyer_id),
-        payload: &payload_json,
-        idempotency_key: Some(idempotency_key),
-        request_fingerprint: Some(&print),
-        max_attempts: MAX_ATTEMPTS,
-    };
-    match db::jobs::insert(&mut conn, &new_job).await {
-        Ok(Some(job)) => {
-            if let Err(e) = conn.commit().await {
-                gate.release(&payload.units()).await?;
-                return Err(e.into());
-            }
-            Ok(Admitted { job, created: true })
-        }
-        other => {
-            // Not recorded (the key was taken after all, or the insert failed): this request's
-            // units go back to the gate.
-            gate.release(&payload.units()).await?;
-            other?;
-            let job = db::jobs::find_by_key(&mut conn, buyer_id, JOB_KIND, idempotency_key)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            replay(job, &print)
-        }
-    }
+    Ok(CheckoutPayload {
+        buyer_username: request.buyer_username.to_owned(),
+        shipping_address: address.snapshot.clone(),
+        lines: cart
+            .iter()
+            .map(|c| CheckoutLine {
+                listing_id: c.listing_id,
+                quantity: c.quantity,
+            })
+            .collect(),
+    })
 }

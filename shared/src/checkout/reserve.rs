@@ -10,8 +10,10 @@ use crate::{
     db::{
         self, StoreError,
         checkout::{LockedListing, NewOrder, NewOrderLines},
+        jobs::JobRow,
     },
     domain::money::{LimitExceeded, MoneyLimits},
+    jobs::CLAIM_LEASE,
 };
 
 /// The result of trying to reserve.
@@ -47,19 +49,27 @@ pub(super) struct KnownIntent {
     pub client_secret: Option<String>,
 }
 
-/// Reserves stock and creates the order inside the caller's transaction.
-pub(super) async fn reserve(
-    tx: &mut PgConnection,
+/// An order the listings can supply, priced.
+pub(super) struct Planned {
+    lines: NewOrderLines,
+    /// Sum of the lines.
+    pub total_cents: i64,
+    /// The lines' one currency.
+    pub currency: String,
+}
+
+/// Plans the order of `draft` from `listings` (the payload's listings as read: locked, or as
+/// the first delivery's plan that the claiming statement re-checks), or says why it cannot be.
+pub(super) fn plan(
+    listings: &[LockedListing],
     draft: &OrderDraft<'_>,
-) -> Result<Reservation, StoreError> {
-    let ids: Vec<Uuid> = draft.payload.lines.iter().map(|l| l.listing_id).collect();
-    let locked = db::checkout::lock_listings(&mut *tx, &ids).await?;
+) -> Result<Planned, Reservation> {
     let short: Vec<Uuid> = draft
         .payload
         .lines
         .iter()
         .filter(|line| {
-            !locked.iter().any(|l| {
+            !listings.iter().any(|l| {
                 l.id == line.listing_id
                     && l.is_active
                     && l.seller_id != draft.buyer_id
@@ -69,22 +79,22 @@ pub(super) async fn reserve(
         .map(|l| l.listing_id)
         .collect();
     if !short.is_empty() {
-        return Ok(Reservation::OutOfStock(short));
+        return Err(Reservation::OutOfStock(short));
     }
     // Admission checked currency and limits at the prices of that moment; a seller may have
-    // changed either since, so both are checked again under the locks.
-    let currency = locked
+    // changed either since, so both are checked again.
+    let currency = listings
         .first()
         .map(|l| l.currency.clone())
         .unwrap_or_else(|| "usd".into());
-    if locked.iter().any(|l| l.currency != currency) {
-        return Ok(Reservation::CurrencyMismatch(
-            locked.iter().map(|l| l.id).collect(),
+    if listings.iter().any(|l| l.currency != currency) {
+        return Err(Reservation::CurrencyMismatch(
+            listings.iter().map(|l| l.id).collect(),
         ));
     }
     let mut lines = NewOrderLines::default();
     for line in &draft.payload.lines {
-        if let Some(l) = locked.iter().find(|l| l.id == line.listing_id) {
+        if let Some(l) = listings.iter().find(|l| l.id == line.listing_id) {
             push_line(&mut lines, l, line.quantity);
         }
     }
@@ -93,17 +103,25 @@ pub(super) async fn reserve(
         .iter()
         .zip(&lines.quantity)
         .map(|(p, q)| (*p, i64::from(*q)));
-    let total_cents = match draft.limits.order_total(priced) {
-        Ok(total) => total,
-        Err(limit) => return Ok(Reservation::LimitExceeded(limit)),
-    };
-    let order = NewOrder {
+    match draft.limits.order_total(priced) {
+        Ok(total_cents) => Ok(Planned {
+            lines,
+            total_cents,
+            currency,
+        }),
+        Err(limit) => Err(Reservation::LimitExceeded(limit)),
+    }
+}
+
+/// The order row and lines of `planned`.
+fn new_order<'a>(draft: &'a OrderDraft<'_>, planned: &'a Planned) -> NewOrder<'a> {
+    NewOrder {
         order_id: draft.order_id,
         job_id: draft.job_id,
         buyer_id: draft.buyer_id,
         buyer_username: &draft.payload.buyer_username,
-        total_cents,
-        currency: &currency,
+        total_cents: planned.total_cents,
+        currency: &planned.currency,
         shipping_address: &draft.payload.shipping_address,
         ttl_secs: draft.ttl_secs,
         intent_id: draft.intent.as_ref().map(|i| i.id.as_str()),
@@ -111,13 +129,37 @@ pub(super) async fn reserve(
             .intent
             .as_ref()
             .and_then(|i| i.client_secret.as_deref()),
-        lines: &lines,
+        lines: &planned.lines,
+    }
+}
+
+/// Reserves stock and creates the order inside the caller's transaction.
+pub(super) async fn reserve(
+    tx: &mut PgConnection,
+    draft: &OrderDraft<'_>,
+) -> Result<Reservation, StoreError> {
+    let ids: Vec<Uuid> = draft.payload.lines.iter().map(|l| l.listing_id).collect();
+    let locked = db::checkout::lock_listings(&mut *tx, &ids).await?;
+    let planned = match plan(&locked, draft) {
+        Ok(planned) => planned,
+        Err(refused) => return Ok(refused),
     };
-    db::checkout::create_order(tx, &order).await?;
+    db::checkout::create_order(tx, &new_order(draft, &planned)).await?;
     Ok(Reservation::Reserved {
-        total_cents,
-        currency,
+        total_cents: planned.total_cents,
+        currency: planned.currency,
     })
+}
+
+/// Claims the never-attempted job of `draft` and creates the order `planned` for it, in one
+/// statement ([`db::checkout::claim_and_create_order`]): the claimed job, or `None` when
+/// nothing was written.
+pub(super) async fn claim_and_reserve(
+    conn: &mut PgConnection,
+    draft: &OrderDraft<'_>,
+    planned: &Planned,
+) -> Result<Option<JobRow>, StoreError> {
+    db::checkout::claim_and_create_order(conn, &new_order(draft, planned), CLAIM_LEASE).await
 }
 
 /// Adds a line of `quantity` units of the locked listing `l`.

@@ -107,44 +107,6 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobRow>, S
     .await?)
 }
 
-/// Serialises every request that creates `kind` jobs for `owner_id` until the caller's
-/// transaction ends (a transaction-scoped advisory lock).
-#[tracing::instrument(skip_all, fields(user.id = %owner_id))]
-pub async fn lock_owner(
-    conn: &mut PgConnection,
-    kind: &str,
-    owner_id: Uuid,
-) -> Result<(), StoreError> {
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        format!("{kind}:{owner_id}")
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The owner's job of `kind` created with `key`, if any.
-#[tracing::instrument(skip_all)]
-pub async fn find_by_key(
-    conn: &mut PgConnection,
-    owner_id: Uuid,
-    kind: &str,
-    key: &str,
-) -> Result<Option<JobRow>, StoreError> {
-    Ok(sqlx::query_as!(
-        JobRow,
-        r#"SELECT id, kind, owner_id, status AS "status: JobStatus", attempts, max_attempts, payload,
-                  result, error_code, error_message, request_fingerprint, created_at, updated_at
-           FROM jobs WHERE owner_id = $1 AND kind = $2 AND idempotency_key = $3"#,
-        owner_id,
-        kind,
-        key
-    )
-    .fetch_optional(conn)
-    .await?)
-}
-
 /// What a delivery found when it tried to claim its job.
 #[derive(Debug)]
 pub enum Claim {

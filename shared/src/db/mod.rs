@@ -2,6 +2,7 @@
 //! beyond what the database enforces.
 
 pub mod addresses;
+pub mod admission;
 pub mod backlog;
 pub mod cart;
 pub mod checkout;

@@ -28,42 +28,65 @@ async fn lock_listings_of(conn: &mut PgConnection, order_id: Uuid) -> Result<(),
 }
 
 /// Marks a pending order `paid`: its lines await shipment, the sold units leave both
-/// `quantity` and `reserved` (so the stock gate's "available" is unchanged), and the sellers
-/// are credited (`fee_bps` platform fee). `false` when the order was not pending; nothing
-/// changed then.
+/// `quantity` and `reserved` (so the stock gate's "available" is unchanged), the sellers are
+/// credited (`fee_bps` platform fee, rounded like [`ledger::credit_sale`]) and the webhook
+/// event `event_id` that brought the payment, if any, is marked processed: one statement, so
+/// one round trip and its own transaction. The order's row is locked by its conditional UPDATE
+/// first, then its listings in id order (the `locked` step, which the stock update reads), as
+/// everywhere else. `false` when the order was not pending; nothing changed then.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
 pub async fn mark_paid(
     conn: &mut PgConnection,
     order_id: Uuid,
     fee_bps: i64,
+    event_id: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let paid = sqlx::query!(
-        "UPDATE orders SET status = $2, paid_at = now()
-         WHERE id = $1 AND status = 'pending_payment'",
-        order_id,
-        OrderStatus::Paid as OrderStatus
-    )
-    .execute(&mut *conn)
-    .await?;
-    if paid.rows_affected() == 0 {
-        return Ok(false);
-    }
-    lock_listings_of(conn, order_id).await?;
-    sqlx::query!(
-        "WITH units AS (
+    let paid = sqlx::query_scalar!(
+        r#"WITH paid AS (
+             UPDATE orders SET status = $2, paid_at = now()
+             WHERE id = $1 AND status = 'pending_payment'
+             RETURNING id),
+         units AS (
              SELECT listing_id, sum(quantity)::int AS quantity FROM order_lines
-             WHERE order_id = $1 AND listing_id IS NOT NULL GROUP BY listing_id),
+             WHERE order_id = $1 AND listing_id IS NOT NULL AND EXISTS (SELECT 1 FROM paid)
+             GROUP BY listing_id),
+         locked AS (
+             SELECT l.id FROM listings l JOIN units u ON u.listing_id = l.id
+             ORDER BY l.id FOR UPDATE OF l),
          sold AS (
              UPDATE listings l SET quantity = l.quantity - u.quantity, reserved = l.reserved - u.quantity
-             FROM units u WHERE l.id = u.listing_id)
-         UPDATE order_lines SET status = $2 WHERE order_id = $1",
+             FROM units u JOIN locked k ON k.id = u.listing_id
+             WHERE l.id = u.listing_id),
+         shipped AS (
+             UPDATE order_lines SET status = $3
+             WHERE order_id = $1 AND EXISTS (SELECT 1 FROM paid)),
+         credited AS (
+             INSERT INTO ledger_entries (id, seller_id, order_id, order_line_id, kind, amount_cents, currency)
+             SELECT gen_random_uuid(), l.seller_id, l.order_id, l.id, k.kind,
+                    -- numeric, so no product can overflow; the fee rounds down like
+                    -- `domain::money::platform_fee`.
+                    CASE k.kind
+                        WHEN 'sale' THEN (l.unit_price_cents::numeric * l.quantity)::bigint
+                        ELSE -floor(l.unit_price_cents::numeric * l.quantity * $4 / 10000)::bigint
+                    END,
+                    l.currency
+             FROM order_lines l CROSS JOIN (VALUES ('sale'), ('platform_fee')) AS k(kind)
+             WHERE l.order_id = $1 AND EXISTS (SELECT 1 FROM paid)
+             ON CONFLICT ON CONSTRAINT ledger_entries_line_kind_key DO NOTHING),
+         processed AS (
+             UPDATE webhook_events SET processed_at = now(), error = NULL
+             WHERE id = $5 AND EXISTS (SELECT 1 FROM paid))
+         SELECT count(*) AS "paid!" FROM paid"#,
         order_id,
-        LineStatus::AwaitingShipment as LineStatus
+        OrderStatus::Paid as OrderStatus,
+        LineStatus::AwaitingShipment as LineStatus,
+        // Bound as bigint, as before: the statement's own inference would make it numeric.
+        fee_bps as i64,
+        event_id
     )
-    .execute(&mut *conn)
+    .fetch_one(conn)
     .await?;
-    ledger::credit_sale(conn, order_id, fee_bps).await?;
-    Ok(true)
+    Ok(paid == 1)
 }
 
 /// Records the automatic refund of a payment that arrived after the order was closed

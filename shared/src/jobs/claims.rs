@@ -71,8 +71,9 @@ where
 }
 
 /// Hands the claim of attempt `attempts` of job `id` back after it failed on a database or
-/// Redis error (best effort: a failure is logged, and the lease runs out on its own).
-async fn release_after_error(pool: &PgPool, id: Uuid, attempts: i32) {
+/// Redis error (best effort: a failure is logged, and the lease runs out on its own). For a
+/// handler that claimed its row itself rather than through [`claimed`].
+pub async fn release_after_error(pool: &PgPool, id: Uuid, attempts: i32) {
     let released = async {
         let mut conn = pool.acquire().await?;
         db::jobs::release(&mut conn, id, attempts, redelivery_delay(attempts)).await

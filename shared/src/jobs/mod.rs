@@ -32,7 +32,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use self::{
     checkout::Checkout,
-    claims::{CLAIM_LEASE, ClaimFailure, claimed, redelivery_delay},
+    claims::{CLAIM_LEASE, ClaimFailure, claimed, redelivery_delay, release_after_error},
     expire_orders::ExpireOrders,
     geocode_address::GeocodeAddress,
     payment_event::PaymentEvent,

@@ -86,15 +86,14 @@ pub async fn succeeded(
     event_id: Option<&str>,
 ) -> Result<Settlement, SettleError> {
     let order_id = payment.order_id();
-    let mut tx = deps.pool.begin().await?;
-    // The conditional UPDATE takes the order's lock, so the common case is one round trip
-    // shorter than locking first.
-    if db::settlement::mark_paid(&mut tx, order_id, deps.fee_bps).await? {
-        mark_event(&mut tx, event_id, None).await?;
-        tx.commit().await?;
+    // The common case, a pending order, is one statement that also marks the event processed.
+    let mut conn = deps.pool.acquire().await?;
+    if db::settlement::mark_paid(&mut conn, order_id, deps.fee_bps, event_id).await? {
         tracing::info!("order paid");
         return Ok(Settlement::Paid);
     }
+    drop(conn);
+    let mut tx = deps.pool.begin().await?;
     let order = db::orders::lock(&mut tx, order_id)
         .await?
         .ok_or(StoreError::NotFound)?;

@@ -80,7 +80,7 @@ async fn unpushed_checkout(app: &TestApp) -> Uuid {
     )
     .await
     .expect("admitted");
-    admitted.job.id
+    admitted.job_id
 }
 
 #[tokio::test]

@@ -123,3 +123,48 @@ async fn checkout_refusals_write_no_job() {
     );
     app.assert_stock_invariant().await;
 }
+
+/// Whether the stock gate still holds an admission ticket for `buyer_id`.
+async fn ticket_held(app: &TestApp, buyer_id: &str) -> bool {
+    let key = format!(
+        "{}:gate-ticket:checkout:{buyer_id}",
+        app.settings.redis_prefix
+    );
+    redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async::<bool>(&mut app.redis.clone())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_admission_frees_its_gate_ticket_so_the_next_checkout_goes_straight_through() {
+    let app = TestApp::spawn().await;
+    let (_, seller) = app.signed_up("seller").await;
+    let (buyer_id, buyer, address) = app.buyer("buyer").await;
+    let l = listing(&app.create_listing(&seller, "Cup", 400, 1).await);
+    let other = listing(&app.create_listing(&seller, "Saucer", 300, 5).await);
+    app.add_to_cart(&buyer, &l, 1).await;
+    assert_eq!(
+        app.checkout(&buyer, &address, "first").await.status,
+        StatusCode::ACCEPTED
+    );
+    assert!(
+        !ticket_held(&app, &buyer_id).await,
+        "freed once the job is recorded"
+    );
+    app.run_checkout_jobs().await;
+
+    app.add_to_cart(&buyer, &other, 1).await;
+
+    let started = std::time::Instant::now();
+    let second = app.checkout(&buyer, &address, "second").await;
+    assert_eq!(second.status, StatusCode::ACCEPTED, "{}", second.body);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "the second checkout waited {:?} for a ticket",
+        started.elapsed()
+    );
+    assert!(!ticket_held(&app, &buyer_id).await);
+    app.run_checkout_jobs().await;
+}
