@@ -97,8 +97,8 @@ pub async fn view(
                 a.status AS "address_status?: AddressStatus", a.snapshot AS "address_snapshot?",
                 c.listing_id AS "listing_id?", c.quantity AS "quantity?", l.seller_id AS "seller_id?",
                 l.is_active AS "is_active?", l.price_cents AS "price_cents?", l.currency AS "currency?"
-         FROM (SELECT (SELECT id FROM jobs
-                       WHERE owner_id = $1 AND kind = $4 AND status IN ('queued', 'running')
+         FROM (SELECT (SELECT id FROM jobs -- by `jobs_one_active_checkout`, whose predicate this repeats
+                       WHERE owner_id = $1 AND kind = 'checkout' AND status IN ('queued', 'running')
                        ORDER BY id LIMIT 1) AS active_job,
                       (SELECT count(*) FROM orders
                        WHERE buyer_id = $1 AND status = 'pending_payment') AS unpaid_orders) o
