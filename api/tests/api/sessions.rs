@@ -56,6 +56,15 @@ async fn caches_live(app: &TestApp, other: &OtherApi) {
 /// pass shows the announcement did it, not the expiry.
 const ANNOUNCED_WITHIN: Duration = Duration::from_millis(1_000);
 
+/// Changes the user's token version in PostgreSQL without announcing it (a lost announcement).
+async fn bump_token_version(app: &TestApp, user_id: &str) {
+    sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = $1::uuid")
+        .bind(user_id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+}
+
 async fn status_on(app: &TestApp, token: &str) -> StatusCode {
     app.get("/api/v1/users/me", Some(token)).await.status
 }
@@ -184,11 +193,7 @@ async fn a_revocation_whose_announcement_is_lost_still_stops_the_token_within_th
     assert_eq!(status_on(&app, &token).await, StatusCode::OK);
 
     // Act: the token version changes in PostgreSQL and nobody announces it.
-    sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = $1::uuid")
-        .bind(&id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    bump_token_version(&app, &id).await;
 
     // Assert: refused once the entry is older than the TTL, and not a moment later than that.
     eventually(
@@ -215,11 +220,7 @@ async fn with_the_cache_off_every_request_reads_the_session() {
     assert_eq!(status_on(&app, &token).await, StatusCode::OK);
 
     // Act
-    sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = $1::uuid")
-        .bind(&id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    bump_token_version(&app, &id).await;
 
     // Assert
     assert!(!app.state.auth.sessions().is_live());
