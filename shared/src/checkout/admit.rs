@@ -190,12 +190,15 @@ pub async fn admit(
         print: fingerprint(address_id),
         ticket: ticket(buyer_id),
     };
-    let mut conn = pool.acquire().await?;
     let started = Instant::now();
     loop {
+        // Taken per pass and given back before waiting: requests waiting for another one of
+        // their buyer must not hold the pool's connections.
+        let mut conn = pool.acquire().await?;
         if let Some(admitted) = admit_once(&mut conn, gate, &request).await? {
             return Ok(admitted);
         }
+        drop(conn);
         if started.elapsed() >= IN_FLIGHT_WAIT {
             return Err(AdmitError::StillAdmitting);
         }
