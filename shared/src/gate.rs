@@ -19,8 +19,8 @@ use uuid::Uuid;
 /// Reserve all lines or none, one request per ticket at a time. `KEYS[1]` is the ticket and
 /// `ARGV[1]` its lifetime in milliseconds; `KEYS[i + 1]` and `ARGV[i + 1]` are line `i`'s counter
 /// and units. Returns `{3}` when the ticket is taken (another request holding it is being
-/// admitted: nothing is taken), `{0, i...}` when counters `i` are missing, `{2, i...}` when lines `i` are short,
-/// `{1}` when every counter was decremented (and the ticket is taken).
+/// admitted: nothing is taken), `{0, i...}` when counters `i` are missing, `{2, i...}` when
+/// lines `i` are short, `{1}` when every counter was decremented (and the ticket is taken).
 const RESERVE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return {3} end
 local missing = {}
@@ -47,9 +47,9 @@ end
 return 1
 ";
 
-/// How long a ticket holds off its request's duplicates: far longer than admitting takes (one
-/// insert after the gate), and short enough that a request whose admission died mid-way does
-/// not block its retries for long.
+/// How long a ticket holds off the other requests that share it (a buyer's other checkouts):
+/// far longer than admitting takes (one insert after the gate), and short enough that an
+/// admission that died mid-way does not block the buyer's retries for long.
 pub const TICKET_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 // Compiled (hashed) once: `Script::new` digests its source.

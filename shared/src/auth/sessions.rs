@@ -102,13 +102,7 @@ impl SessionCache {
     /// A cache that holds nothing (and announces nothing).
     pub fn disabled() -> Self {
         Self {
-            inner: Arc::new(Inner {
-                entries: Mutex::new(HashMap::new()),
-                ttl: Duration::ZERO,
-                max_entries: 0,
-                live: AtomicBool::new(false),
-                epoch: AtomicU64::new(0),
-            }),
+            inner: Arc::new(Inner::new(Duration::ZERO, 0, false)),
             announce: None,
         }
     }
@@ -126,18 +120,13 @@ impl SessionCache {
         max_entries: usize,
     ) -> Self {
         let channel = channel(prefix);
-        let mut cache = Self::disabled();
-        cache.announce = Some((redis, channel.clone()));
+        let cache = Self {
+            inner: Arc::new(Inner::new(ttl, max_entries, false)),
+            announce: Some((redis, channel.clone())),
+        };
         if ttl.is_zero() || max_entries == 0 {
             return cache;
         }
-        cache.inner = Arc::new(Inner {
-            entries: Mutex::new(HashMap::new()),
-            ttl,
-            max_entries,
-            live: AtomicBool::new(false),
-            epoch: AtomicU64::new(0),
-        });
         let inner = Arc::downgrade(&cache.inner);
         tokio::spawn(async move {
             loop {
@@ -229,6 +218,16 @@ impl SessionCache {
 }
 
 impl Inner {
+    fn new(ttl: Duration, max_entries: usize, live: bool) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            ttl,
+            max_entries,
+            live: AtomicBool::new(live),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
     fn forget(&self, revoked: Revoked) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
@@ -289,17 +288,9 @@ mod tests {
 
     /// A cache that serves, as if subscribed.
     fn live(ttl: Duration, max_entries: usize) -> SessionCache {
-        let cache = SessionCache::disabled();
-        let inner = Inner {
-            entries: Mutex::new(HashMap::new()),
-            ttl,
-            max_entries,
-            live: AtomicBool::new(true),
-            epoch: AtomicU64::new(0),
-        };
         SessionCache {
-            inner: Arc::new(inner),
-            ..cache
+            inner: Arc::new(Inner::new(ttl, max_entries, true)),
+            announce: None,
         }
     }
 
