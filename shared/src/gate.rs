@@ -20,9 +20,12 @@ use uuid::Uuid;
 /// `ARGV[1]` its lifetime in milliseconds; `KEYS[i + 1]` and `ARGV[i + 1]` are line `i`'s counter
 /// and units. Returns `{3}` when the ticket is taken (another request holding it is being
 /// admitted: nothing is taken), `{0, i...}` when counters `i` are missing, `{2, i...}` when
-/// lines `i` are short, `{1}` when every counter was decremented (and the ticket is taken).
+/// lines `i` are short, `{4, i...}` when they are short and the ticket was just released by a
+/// request that was recorded (the units may be that sibling's), `{1}` when every counter was
+/// decremented (and the ticket is taken).
 const RESERVE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return {3} end
+local ticket = redis.call('GET', KEYS[1])
+if ticket == 'held' then return {3} end
 local missing = {}
 for i = 2, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 0 then missing[#missing + 1] = i - 1 end
@@ -32,9 +35,12 @@ local short = {}
 for i = 2, #KEYS do
   if tonumber(redis.call('GET', KEYS[i])) < tonumber(ARGV[i]) then short[#short + 1] = i - 1 end
 end
-if #short > 0 then return {2, unpack(short)} end
+if #short > 0 then
+  if ticket then return {4, unpack(short)} end
+  return {2, unpack(short)}
+end
 for i = 2, #KEYS do redis.call('DECRBY', KEYS[i], ARGV[i]) end
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+redis.call('SET', KEYS[1], 'held', 'PX', ARGV[1])
 return {1}
 ";
 
@@ -65,6 +71,9 @@ pub enum Admission {
     OutOfStock(Vec<Uuid>),
     /// Another request with the same ticket holds units and is being admitted; nothing was taken.
     InFlight,
+    /// Short, right after another request with the same ticket was recorded: its job may hold
+    /// the units, so the caller looks at what it recorded before answering.
+    OutOfStockAfterSibling(Vec<Uuid>),
 }
 
 /// Errors talking to Redis or loading counters from Postgres.
@@ -142,6 +151,11 @@ impl StockGate {
                     ));
                 }
                 Some(3) => return Ok(Admission::InFlight),
+                Some(4) => {
+                    return Ok(Admission::OutOfStockAfterSibling(
+                        indices.filter_map(|i| lines.get(i).map(|l| l.0)).collect(),
+                    ));
+                }
                 _ => {
                     let missing: Vec<Uuid> =
                         indices.filter_map(|i| lines.get(i).map(|l| l.0)).collect();
@@ -159,11 +173,27 @@ impl StockGate {
     /// ticket for a retry.
     pub async fn cancel(&self, ticket: &str, lines: &[(Uuid, i32)]) -> Result<(), GateError> {
         self.release(lines).await?;
-        self.free_ticket(ticket).await
+        self.drop_ticket(ticket).await
     }
 
-    /// Frees `ticket` once its request was recorded (its units are held by the job now).
+    /// Frees `ticket` once its request was recorded (its units are held by the job now). For
+    /// the ticket's lifetime a short answer to another request with it says so
+    /// ([`Admission::OutOfStockAfterSibling`]): that request may have read the buyer's state
+    /// before the job existed.
     pub async fn free_ticket(&self, ticket: &str) -> Result<(), GateError> {
+        let ttl_ms = u64::try_from(TICKET_TTL.as_millis()).unwrap_or(u64::MAX);
+        redis::cmd("SET")
+            .arg(self.ticket_key(ticket))
+            .arg("recorded")
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async::<()>(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes `ticket` (its request recorded nothing).
+    async fn drop_ticket(&self, ticket: &str) -> Result<(), GateError> {
         redis::cmd("DEL")
             .arg(self.ticket_key(ticket))
             .query_async::<()>(&mut self.redis.clone())

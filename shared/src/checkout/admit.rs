@@ -223,6 +223,16 @@ async fn admit_once(
         Admission::Admitted => {}
         Admission::OutOfStock(short) => return Err(AdmitError::OutOfStock(short)),
         Admission::InFlight => return Ok(None),
+        Admission::OutOfStockAfterSibling(short) => {
+            // A request of this buyer was recorded since `view` read: answer as it left things.
+            let view = db::admission::view(conn, request.buyer_id, request.key, request.address_id)
+                .await?;
+            if let Some(job) = view.keyed_job {
+                return replay(job, &request.print).map(Some);
+            }
+            refuse_open(&view, request.rules)?;
+            return Err(AdmitError::OutOfStock(short));
+        }
     }
     let payload_json = payload.to_json();
     let job = NewCheckoutJob {

@@ -124,17 +124,19 @@ async fn checkout_refusals_write_no_job() {
     app.assert_stock_invariant().await;
 }
 
-/// Whether the stock gate still holds an admission ticket for `buyer_id`.
+/// Whether the stock gate still holds an admission ticket for `buyer_id` (a ticket released
+/// after its job was recorded reads `recorded`).
 async fn ticket_held(app: &TestApp, buyer_id: &str) -> bool {
     let key = format!(
         "{}:gate-ticket:checkout:{buyer_id}",
         app.settings.redis_prefix
     );
-    redis::cmd("EXISTS")
+    let value: Option<String> = redis::cmd("GET")
         .arg(&key)
-        .query_async::<bool>(&mut app.redis.clone())
+        .query_async(&mut app.redis.clone())
         .await
-        .unwrap()
+        .unwrap();
+    value.as_deref() == Some("held")
 }
 
 #[tokio::test]
