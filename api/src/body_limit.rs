@@ -3,25 +3,75 @@
 //! poem's `SizeLimit` refuses requests without `Content-Length` (411, even for GET) and does not
 //! bound chunked bodies. This one rejects a declared oversize body at once and reads any other
 //! body with a hard cap, so no request can make the server buffer more than the limit.
+//!
+//! The body is read by [`BodyLimits::buffer`], first of all (`concurrency` calls it before a
+//! request waits for its turn, so a client that sends its body slowly never holds one); the
+//! [`BodyLimit`] middleware, inside the error policy, answers 413 for a body that was over.
 
 use poem::{
     Body, Endpoint, EndpointExt, IntoResponse, Middleware, Request, Response, http::StatusCode,
 };
 
-/// Caps request bodies at `max_bytes` (uploads at `upload_max_bytes`); larger ones get 413.
+/// How many bytes a request body may have.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Every request but image uploads (`MAX_BODY_BYTES`).
+    pub max_bytes: usize,
+    /// Image uploads (`IMAGE_UPLOAD_MAX_BYTES`).
+    pub upload_max_bytes: usize,
+}
+
+/// Marks a request whose body was over its limit (and was not kept).
+#[derive(Clone, Copy)]
+struct TooLarge;
+
+impl BodyLimits {
+    /// The limit of `req`'s body.
+    fn of(&self, req: &Request) -> usize {
+        if is_upload(req) {
+            self.upload_max_bytes
+        } else {
+            self.max_bytes
+        }
+    }
+
+    /// Reads `req`'s body into memory, at most its limit. A body over the limit (declared or
+    /// sent), or one that could not be read, is dropped and the request marked, so that
+    /// [`BodyLimit`] answers 413. A body already read is kept as it is.
+    pub async fn buffer(&self, req: &mut Request) {
+        if req.extensions().get::<TooLarge>().is_some() {
+            return;
+        }
+        let max = self.of(req);
+        let declared = req
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > max) {
+            req.extensions_mut().insert(TooLarge);
+            return;
+        }
+        let body = req.take_body();
+        if body.is_empty() {
+            return;
+        }
+        match body.into_bytes_limit(max).await {
+            Ok(bytes) => req.set_body(Body::from_bytes(bytes)),
+            Err(_) => {
+                req.extensions_mut().insert(TooLarge);
+            }
+        }
+    }
+}
+
+/// Caps request bodies at their [`BodyLimits`]; larger ones get 413.
 pub struct BodyLimit {
-    max_bytes: usize,
-    upload_max_bytes: usize,
+    limits: BodyLimits,
 }
 
 impl BodyLimit {
-    /// A limit of `max_bytes` for every request but image uploads, which get
-    /// `upload_max_bytes`.
-    pub fn new(max_bytes: usize, upload_max_bytes: usize) -> Self {
-        Self {
-            max_bytes,
-            upload_max_bytes,
-        }
+    /// The limit for every request.
+    pub fn new(limits: BodyLimits) -> Self {
+        Self { limits }
     }
 }
 
@@ -43,23 +93,14 @@ impl<E: Endpoint + 'static> Middleware<E> for BodyLimit {
     type Output = poem::endpoint::BoxEndpoint<'static, Response>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        let (normal, upload) = (self.max_bytes, self.upload_max_bytes);
+        let limits = self.limits;
         let ep = std::sync::Arc::new(ep);
         poem::endpoint::make(move |mut req: Request| {
             let ep = ep.clone();
             async move {
-                let max = if is_upload(&req) { upload } else { normal };
-                let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
-                let declared = req
-                    .header("content-length")
-                    .and_then(|v| v.parse::<usize>().ok());
-                if declared.is_some_and(|len| len > max) {
-                    return Err(too_large());
-                }
-                let body = req.take_body();
-                if !body.is_empty() {
-                    let bytes = body.into_bytes_limit(max).await.map_err(|_| too_large())?;
-                    req.set_body(Body::from_bytes(bytes));
+                limits.buffer(&mut req).await;
+                if req.extensions().get::<TooLarge>().is_some() {
+                    return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
                 }
                 ep.call(req).await.map(IntoResponse::into_response)
             }

@@ -2,6 +2,7 @@
 
 pub mod allow;
 pub mod body_limit;
+pub mod concurrency;
 pub mod error;
 pub mod error_code;
 pub mod fields;
@@ -76,7 +77,10 @@ pub fn spec(state: &AppState) -> String {
 
 /// The complete application: API, docs, middleware. Used by `run` and by tests.
 pub fn app(state: AppState) -> BoxEndpoint<'static> {
-    let max_body = state.settings.max_body_bytes;
+    let body_limits = body_limit::BodyLimits {
+        max_bytes: state.settings.max_body_bytes,
+        upload_max_bytes: state.settings.images.upload_max_bytes,
+    };
     let service = openapi(&state);
     let document = spec(&state);
     let allowed = Arc::new(allow::AllowedMethods::from_spec(
@@ -88,7 +92,11 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
             .content_type("application/json; charset=utf-8")
             .body(document.clone())
     });
-    let docs = service.swagger_ui();
+    // Built on each visit (a few milliseconds), not kept: the page inlines Swagger UI's 3 MiB
+    // bundle, which would otherwise stay resident in every api for a page rarely opened.
+    let docs_state = state.clone();
+    let docs =
+        poem::endpoint::make_sync(move |_| poem::web::Html(openapi(&docs_state).swagger_ui_html()));
     let web_client = Arc::new(
         state
             .settings
@@ -101,12 +109,9 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
     Route::new()
         .nest("/", service)
         .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .nest("/docs", Route::new().at("/", docs))
         .at("/metrics", poem::get(observe::metrics_endpoint))
-        .with(body_limit::BodyLimit::new(
-            max_body,
-            state.settings.images.upload_max_bytes,
-        ))
+        .with(body_limit::BodyLimit::new(body_limits))
         .with(CatchPanic::new().with_handler(error::panic_response))
         // Inside the error policy: it still sees which operation answered, also for errors.
         .around(observe::observe)
@@ -117,6 +122,12 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
         .around(move |next, req| request_trace::request_trace(next, proxies.clone(), req))
         // Outermost, so a preflight is answered before routing (which knows no OPTIONS).
         .with_if(!origins.is_empty(), cors(&origins))
+        // Before anything else runs, so a waiting request costs only its head and body.
+        .with(concurrency::ConcurrencyLimit::new(
+            state.settings.max_concurrent_requests,
+            state.settings.request_queue_timeout,
+            body_limits,
+        ))
         .boxed()
 }
 

@@ -94,6 +94,12 @@ pub struct Settings {
     pub max_unpaid_orders: i64,
     /// `MAX_BODY_BYTES` (65536): request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// `MAX_CONCURRENT_REQUESTS` (64, 1–100000): requests the api answers at once; the others
+    /// wait in arrival order (health checks, metrics and job polls never wait).
+    pub max_concurrent_requests: usize,
+    /// `REQUEST_QUEUE_TIMEOUT_MS` (10000, 1–600000): how long a request may wait for its turn
+    /// before it is answered 503 `unavailable`.
+    pub request_queue_timeout: Duration,
     /// `READINESS_TIMEOUT_MS` (500): how long `/health/ready` waits for PostgreSQL and Redis
     /// before answering 503, so a load balancer sees an outage instead of a slow 200.
     pub readiness_timeout: Duration,
@@ -350,6 +356,13 @@ impl Settings {
             limits: money_limits(&env)?,
             max_unpaid_orders: env.bounded("MAX_UNPAID_ORDERS", 3, 1, 1_000)?,
             max_body_bytes: env.parse("MAX_BODY_BYTES", 64 * 1024)?,
+            max_concurrent_requests: env.bounded("MAX_CONCURRENT_REQUESTS", 64, 1, 100_000)?,
+            request_queue_timeout: Duration::from_millis(env.bounded(
+                "REQUEST_QUEUE_TIMEOUT_MS",
+                10_000,
+                1,
+                600_000,
+            )?),
             readiness_timeout: Duration::from_millis(env.bounded(
                 "READINESS_TIMEOUT_MS",
                 500,

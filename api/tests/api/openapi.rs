@@ -29,6 +29,28 @@ async fn the_document_is_served_and_lists_error_statuses() {
     }
 }
 
+#[tokio::test]
+async fn the_interactive_docs_are_served_at_docs_with_the_document() {
+    let app = TestApp::spawn().await;
+    for path in ["/docs", "/docs/"] {
+        let resp = app.get(path, None).await;
+        assert_eq!(resp.status, poem::http::StatusCode::OK, "{path}");
+        let content_type = resp.headers["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/html"),
+            "{path}: {content_type}"
+        );
+        assert!(
+            resp.text.contains("SwaggerUIBundle"),
+            "{path}: no Swagger UI"
+        );
+        assert!(
+            resp.text.contains("/api/v1/checkout"),
+            "{path}: the page does not carry the document"
+        );
+    }
+}
+
 /// Every property a schema does not require is one the code may send as `null` (an `Option`),
 /// so it must say `nullable`: a client generated from the document must expect the `null`.
 #[tokio::test]

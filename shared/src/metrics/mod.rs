@@ -46,6 +46,20 @@ pub static HTTP_IN_FLIGHT: Gauge<0> = Gauge::gauge(
     &[],
 );
 
+/// api: requests waiting for their turn (`MAX_CONCURRENT_REQUESTS`).
+pub static HTTP_QUEUED: Gauge<0> = Gauge::gauge(
+    "http_requests_queued",
+    "HTTP requests waiting for their turn to be answered.",
+    &[],
+);
+
+/// api: requests answered 503 after waiting `REQUEST_QUEUE_TIMEOUT_MS` for their turn.
+pub static HTTP_SHED: Counter<0> = Counter::counter(
+    "http_requests_shed_total",
+    "HTTP requests refused with 503 after waiting too long for their turn.",
+    &[],
+);
+
 /// worker: deliveries by job kind and outcome (`ok`; `error`: will be retried; `aborted`: given
 /// up; `panic`: the handler panicked, or was cut off by the shutdown timeout).
 pub static JOBS: Counter<2> = Counter::counter(
@@ -163,6 +177,8 @@ pub const API_FAMILIES: &[&dyn Exported] = &[
     &HTTP_REQUESTS,
     &HTTP_DURATION,
     &HTTP_IN_FLIGHT,
+    &HTTP_QUEUED,
+    &HTTP_SHED,
     &PAYMENT_MISMATCHES,
 ];
 
