@@ -245,6 +245,10 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// `WORKER_SHUTDOWN_TIMEOUT_SECS` (30): how long in-flight jobs may run after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// `WORKER_GENERIC_PLANS` (true): the checkout and payment statements of the worker's hot
+    /// path run on connections of their own with `plan_cache_mode=force_generic_plan`, planned
+    /// once per connection instead of on every execution.
+    pub generic_plans: bool,
 }
 
 impl Settings {
@@ -379,6 +383,7 @@ impl Settings {
                 queues,
                 poll_interval: Duration::from_millis(env.parse("WORKER_POLL_INTERVAL_MS", 200)?),
                 shutdown_timeout: env.secs("WORKER_SHUTDOWN_TIMEOUT_SECS", 30)?,
+                generic_plans: env.parse("WORKER_GENERIC_PLANS", true)?,
             },
             stripe: stripe_settings(&env, app_env)?,
             geocoder: geocoder_settings(&env)?,

@@ -26,6 +26,10 @@ use crate::{
 pub struct Services {
     /// The Postgres pool.
     pub pool: PgPool,
+    /// Postgres for the hot-path statements of checkout and payment, which find their rows by
+    /// id: in the worker (`WORKER_GENERIC_PLANS`) a pool of its own whose statements are planned
+    /// once per connection ([`crate::kv::generic_plan_postgres`]); elsewhere `pool` itself.
+    pub hot_pool: PgPool,
     /// A reconnecting Redis connection; queues, the gate and the limiters are built on it.
     pub redis: ConnectionManager,
     /// The client `redis` was opened from, with the TLS settings: connections of their own
@@ -111,6 +115,7 @@ impl Services {
             decode_slots,
             queue: JobQueue::new(redis.clone(), prefix, &settings.worker),
             gate: StockGate::new(redis.clone(), prefix),
+            hot_pool: pool.clone(),
             pool,
             redis,
             redis_client,
@@ -120,10 +125,20 @@ impl Services {
         })
     }
 
+    /// These services with the hot-path statements on a pool of their own that plans them once
+    /// per connection (the worker, with `WORKER_GENERIC_PLANS`). The pool connects lazily, up
+    /// to `DATABASE_MAX_CONNECTIONS` beside the general pool's.
+    pub fn with_generic_plans(mut self) -> anyhow::Result<Self> {
+        self.hot_pool =
+            crate::kv::generic_plan_postgres(&self.settings).context("Invalid DATABASE_URL")?;
+        Ok(self)
+    }
+
     /// What checkout processing needs.
     pub fn checkout(&self) -> CheckoutDeps {
         CheckoutDeps {
             pool: self.pool.clone(),
+            hot_pool: self.hot_pool.clone(),
             redis: self.redis.clone(),
             prefix: self.settings.redis_prefix.clone(),
             gate: self.gate.clone(),
@@ -149,6 +164,7 @@ impl Services {
     pub fn payment(&self) -> PaymentDeps {
         PaymentDeps {
             pool: self.pool.clone(),
+            hot_pool: self.hot_pool.clone(),
             redis: self.redis.clone(),
             prefix: self.settings.redis_prefix.clone(),
             gate: self.gate.clone(),

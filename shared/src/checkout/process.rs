@@ -45,6 +45,8 @@ use crate::{
 pub struct CheckoutDeps {
     /// Postgres.
     pub pool: PgPool,
+    /// Postgres for the first delivery's two statements (`Services::hot_pool`).
+    pub hot_pool: PgPool,
     /// Redis (job completion events).
     pub redis: ConnectionManager,
     /// Deployment key prefix.
@@ -166,7 +168,7 @@ async fn first_attempt(
     deps: &CheckoutDeps,
     job_id: Uuid,
 ) -> Result<Option<ProcessOutcome>, ProcessError> {
-    let mut conn = deps.pool.acquire().await?;
+    let mut conn = deps.hot_pool.acquire().await?;
     let Some(queued) = db::checkout::queued_checkout(&mut conn, job_id).await? else {
         return Ok(None);
     };

@@ -50,6 +50,8 @@ pub const HANDLED_EVENT_TYPES: [&str; 10] = [
 pub struct PaymentDeps {
     /// Postgres.
     pub pool: PgPool,
+    /// Postgres for the one statement that settles a pending order (`Services::hot_pool`).
+    pub hot_pool: PgPool,
     /// Redis (job completion events).
     pub redis: ConnectionManager,
     /// Deployment key prefix.

@@ -7,6 +7,7 @@ mod helpers;
 mod job_queue;
 mod lifecycle;
 mod metrics;
+mod plans;
 mod redis_restart;
 mod retention;
 mod sentry_trace;
