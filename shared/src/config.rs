@@ -63,6 +63,11 @@ pub struct Settings {
     pub database_url: String,
     /// `DATABASE_MAX_CONNECTIONS` (default 10).
     pub database_max_connections: u32,
+    /// `DATABASE_GENERIC_PLANS` (true): the hot-path statements of checkout and payment (api:
+    /// admission; worker: first delivery, settling a paid order) run on connections of their own
+    /// with `plan_cache_mode=force_generic_plan`, planned once per connection instead of on every
+    /// execution (`Services::hot_pool`).
+    pub database_generic_plans: bool,
     /// `DATABASE_CREATE`: `api migrate` creates the database when it is missing (default true
     /// in dev only). Off, it never issues `CREATE DATABASE`, so it runs as a role without
     /// `CREATEDB` on a database an operator provisioned.
@@ -245,10 +250,6 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// `WORKER_SHUTDOWN_TIMEOUT_SECS` (30): how long in-flight jobs may run after SIGTERM.
     pub shutdown_timeout: Duration,
-    /// `WORKER_GENERIC_PLANS` (true): the checkout and payment statements of the worker's hot
-    /// path run on connections of their own with `plan_cache_mode=force_generic_plan`, planned
-    /// once per connection instead of on every execution.
-    pub generic_plans: bool,
 }
 
 impl Settings {
@@ -313,6 +314,7 @@ impl Settings {
                 "postgres://postgres@127.0.0.1:5432/marketplace",
             ),
             database_max_connections: env.parse("DATABASE_MAX_CONNECTIONS", 10)?,
+            database_generic_plans: env.parse("DATABASE_GENERIC_PLANS", true)?,
             database_create: env.parse("DATABASE_CREATE", app_env == AppEnv::Dev)?,
             redis_url,
             redis_ca_cert,
@@ -383,7 +385,6 @@ impl Settings {
                 queues,
                 poll_interval: Duration::from_millis(env.parse("WORKER_POLL_INTERVAL_MS", 200)?),
                 shutdown_timeout: env.secs("WORKER_SHUTDOWN_TIMEOUT_SECS", 30)?,
-                generic_plans: env.parse("WORKER_GENERIC_PLANS", true)?,
             },
             stripe: stripe_settings(&env, app_env)?,
             geocoder: geocoder_settings(&env)?,

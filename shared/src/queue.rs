@@ -283,7 +283,6 @@ mod tests {
             queues: vec!["all".to_owned()],
             poll_interval: Duration::from_millis(20),
             shutdown_timeout: Duration::from_secs(30),
-            generic_plans: true,
         }
     }
 

@@ -27,8 +27,9 @@ pub struct Services {
     /// The Postgres pool.
     pub pool: PgPool,
     /// Postgres for the hot-path statements of checkout and payment, which find their rows by
-    /// id: in the worker (`WORKER_GENERIC_PLANS`) a pool of its own whose statements are planned
-    /// once per connection ([`crate::kv::generic_plan_postgres`]); elsewhere `pool` itself.
+    /// id: with `DATABASE_GENERIC_PLANS` a pool of its own whose statements are planned once per
+    /// connection ([`crate::kv::generic_plan_postgres`]); otherwise (and in tests built over a
+    /// pool) `pool` itself.
     pub hot_pool: PgPool,
     /// A reconnecting Redis connection; queues, the gate and the limiters are built on it.
     pub redis: ConnectionManager,
@@ -58,7 +59,10 @@ impl Services {
         let pool = crate::kv::connect_postgres(&settings)
             .await
             .context("Failed to connect to Postgres (DATABASE_URL)")?;
-        let services = Self::with_pool(pool, settings).await?;
+        let mut services = Self::with_pool(pool, settings).await?;
+        if services.settings.database_generic_plans {
+            services = services.with_generic_plans()?;
+        }
         services
             .images
             .verify()
@@ -126,8 +130,8 @@ impl Services {
     }
 
     /// These services with the hot-path statements on a pool of their own that plans them once
-    /// per connection (the worker, with `WORKER_GENERIC_PLANS`). The pool connects lazily, up
-    /// to `DATABASE_MAX_CONNECTIONS` beside the general pool's.
+    /// per connection (`DATABASE_GENERIC_PLANS`). The pool connects lazily, up to
+    /// `DATABASE_MAX_CONNECTIONS` beside the general pool's.
     pub fn with_generic_plans(mut self) -> anyhow::Result<Self> {
         self.hot_pool =
             crate::kv::generic_plan_postgres(&self.settings).context("Invalid DATABASE_URL")?;

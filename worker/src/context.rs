@@ -20,11 +20,6 @@ impl JobContext {
     /// unreachable server stops start-up here instead of failing each job later.
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
         let services = Services::connect(settings).await?;
-        let services = if services.settings.worker.generic_plans {
-            services.with_generic_plans()?
-        } else {
-            services
-        };
         let queues = jobs::names()
             .into_iter()
             .map(|job| queue::queue_name(&services.settings.redis_prefix, job))

@@ -160,7 +160,6 @@ mod tests {
             queues: names(&["all"]),
             poll_interval: Duration::from_millis(20),
             shutdown_timeout: Duration::from_secs(30),
-            generic_plans: true,
         };
         assert!(validate(&good).is_ok());
         let err = validate(&WorkerSettings {

@@ -94,7 +94,7 @@ impl CheckoutApi {
             ));
         }
         let admitted = checkout::admit(
-            &self.state.pool,
+            &self.state.hot_pool,
             &self.state.gate,
             &checkout::AdmitRules::from_settings(&self.state.settings),
             user.id,

@@ -1,5 +1,5 @@
 //! The worker's hot-path statements run on connections that plan them once
-//! (`WORKER_GENERIC_PLANS`), and only those: every other statement keeps PostgreSQL's choice.
+//! (`DATABASE_GENERIC_PLANS`), and only those: every other statement keeps PostgreSQL's choice.
 
 use shared::config::Settings;
 use worker::JobContext;
@@ -11,7 +11,7 @@ fn settings(generic_plans: &str) -> Settings {
         ("DATABASE_URL", database_url()),
         ("REDIS_URL", redis_url()),
         ("REDIS_PREFIX", unique_prefix()),
-        ("WORKER_GENERIC_PLANS", generic_plans.to_owned()),
+        ("DATABASE_GENERIC_PLANS", generic_plans.to_owned()),
     ];
     Settings::from_lookup(|k| {
         vars.iter()
