@@ -120,14 +120,15 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
         .around(move |next, req| web::serve(next, web_client.clone(), req))
         .with(Tracing)
         .around(move |next, req| request_trace::request_trace(next, proxies.clone(), req))
-        // Outermost, so a preflight is answered before routing (which knows no OPTIONS).
-        .with_if(!origins.is_empty(), cors(&origins))
-        // Before anything else runs, so a waiting request costs only its head and body.
+        // Before the rest of the chain runs, so a waiting request costs only its head and body.
         .with(concurrency::ConcurrencyLimit::new(
             state.settings.max_concurrent_requests,
             state.settings.request_queue_timeout,
             body_limits,
         ))
+        // Outermost, so a preflight is answered before routing (which knows no OPTIONS), and a
+        // 503 of the concurrency limit still carries the CORS headers a browser needs to read it.
+        .with_if(!origins.is_empty(), cors(&origins))
         .boxed()
 }
 
