@@ -21,9 +21,15 @@ pub struct BodyLimits {
     pub upload_max_bytes: usize,
 }
 
-/// Marks a request whose body was over its limit (and was not kept).
-#[derive(Clone, Copy)]
-struct TooLarge;
+/// What [`BodyLimits::buffer`] did with a request's body, kept in its extensions so the body is
+/// read once however many layers ask.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Buffered {
+    /// In memory, within the limit.
+    Kept,
+    /// Over the limit (or unreadable), and dropped.
+    TooLarge,
+}
 
 impl BodyLimits {
     /// The limit of `req`'s body.
@@ -39,26 +45,31 @@ impl BodyLimits {
     /// sent), or one that could not be read, is dropped and the request marked, so that
     /// [`BodyLimit`] answers 413. A body already read is kept as it is.
     pub async fn buffer(&self, req: &mut Request) {
-        if req.extensions().get::<TooLarge>().is_some() {
+        if req.extensions().get::<Buffered>().is_some() {
             return;
         }
+        let outcome = self.read(req).await;
+        req.extensions_mut().insert(outcome);
+    }
+
+    async fn read(&self, req: &mut Request) -> Buffered {
         let max = self.of(req);
         let declared = req
             .header("content-length")
             .and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|len| len > max) {
-            req.extensions_mut().insert(TooLarge);
-            return;
+            return Buffered::TooLarge;
         }
         let body = req.take_body();
         if body.is_empty() {
-            return;
+            return Buffered::Kept;
         }
         match body.into_bytes_limit(max).await {
-            Ok(bytes) => req.set_body(Body::from_bytes(bytes)),
-            Err(_) => {
-                req.extensions_mut().insert(TooLarge);
+            Ok(bytes) => {
+                req.set_body(Body::from_bytes(bytes));
+                Buffered::Kept
             }
+            Err(_) => Buffered::TooLarge,
         }
     }
 }
@@ -99,7 +110,7 @@ impl<E: Endpoint + 'static> Middleware<E> for BodyLimit {
             let ep = ep.clone();
             async move {
                 limits.buffer(&mut req).await;
-                if req.extensions().get::<TooLarge>().is_some() {
+                if req.extensions().get::<Buffered>() == Some(&Buffered::TooLarge) {
                     return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
                 }
                 ep.call(req).await.map(IntoResponse::into_response)

@@ -76,17 +76,23 @@ impl<E: Endpoint> Endpoint for Limited<E> {
                 .await
                 .map(IntoResponse::into_response);
         }
-        let slot = {
-            let _waiting = Waiting::start();
-            tokio::time::timeout(self.queue_timeout, self.slots.acquire()).await
-        };
-        let Ok(Ok(_slot)) = slot else {
-            // Timed out (the semaphore is never closed).
-            metrics::HTTP_SHED.inc([]);
-            return Ok(
-                ApiError::unavailable("the server is busy; retry after the indicated time")
-                    .into_response(),
-            );
+        // A free turn is taken at once; only a request that must wait arms a timer and counts.
+        let _slot = match self.slots.try_acquire() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let _waiting = Waiting::start();
+                match tokio::time::timeout(self.queue_timeout, self.slots.acquire()).await {
+                    Ok(Ok(slot)) => slot,
+                    // Timed out (the semaphore is never closed).
+                    _ => {
+                        metrics::HTTP_SHED.inc([]);
+                        return Ok(ApiError::unavailable(
+                            "the server is busy; retry after the indicated time",
+                        )
+                        .into_response());
+                    }
+                }
+            }
         };
         Box::pin(self.inner.call(req))
             .await
@@ -167,6 +173,18 @@ mod tests {
         }
     }
 
+    /// Sends `POST /a` and returns once it holds the only turn; the task answers its status.
+    async fn hold_the_turn(
+        app: &Arc<impl Endpoint<Output = Response> + 'static>,
+        log: &Mutex<Vec<String>>,
+    ) -> tokio::task::JoinHandle<StatusCode> {
+        let app = app.clone();
+        let holder =
+            tokio::spawn(async move { TestClient::new(app).post("/a").send().await.0.status() });
+        until(|| log.lock().unwrap().len() == 1).await;
+        holder
+    }
+
     #[tokio::test]
     async fn requests_past_the_limit_wait_and_are_answered_one_at_a_time() {
         let (app, gate, log) = app(Duration::from_secs(3600));
@@ -201,11 +219,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_that_waits_past_the_queue_timeout_gets_503_in_the_error_envelope() {
         let (app, gate, log) = app(Duration::from_millis(100));
-        let holder = {
-            let app = app.clone();
-            tokio::spawn(async move { TestClient::new(app).post("/a").send().await.0.status() })
-        };
-        until(|| log.lock().unwrap().len() == 1).await;
+        let holder = hold_the_turn(&app, &log).await;
         let started = tokio::time::Instant::now();
         let resp = TestClient::new(app.clone()).post("/b").send().await;
         let waited = started.elapsed();
@@ -264,11 +278,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn health_metrics_and_job_polls_never_wait() {
         let (app, gate, log) = app(Duration::from_millis(100));
-        let holder = {
-            let app = app.clone();
-            tokio::spawn(async move { TestClient::new(app).post("/a").send().await.0.status() })
-        };
-        until(|| log.lock().unwrap().len() == 1).await;
+        let holder = hold_the_turn(&app, &log).await;
         for path in [
             "/health/live",
             "/health/ready",

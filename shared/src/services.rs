@@ -132,7 +132,7 @@ impl Services {
     /// These services with the hot-path statements on a pool of their own that plans them once
     /// per connection (`DATABASE_GENERIC_PLANS`). The pool connects lazily, up to
     /// `DATABASE_MAX_CONNECTIONS` beside the general pool's.
-    pub fn with_generic_plans(mut self) -> anyhow::Result<Self> {
+    fn with_generic_plans(mut self) -> anyhow::Result<Self> {
         self.hot_pool =
             crate::kv::generic_plan_postgres(&self.settings).context("Invalid DATABASE_URL")?;
         Ok(self)

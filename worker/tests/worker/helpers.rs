@@ -16,6 +16,23 @@ pub fn redis_url() -> String {
     test_support::redis_url()
 }
 
+/// Settings of an in-process worker: the test PostgreSQL and Redis, Redis prefix `prefix`, and
+/// `extra` on top.
+pub fn settings(prefix: &str, extra: &[(&str, &str)]) -> shared::config::Settings {
+    let mut vars = vec![
+        ("DATABASE_URL", database_url()),
+        ("REDIS_URL", redis_url()),
+        ("REDIS_PREFIX", prefix.to_owned()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    shared::config::Settings::from_lookup(|k| {
+        vars.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("test settings are valid")
+}
+
 /// A running worker process whose output lines are collected as they appear.
 pub struct WorkerProcess(BinaryProcess);
 

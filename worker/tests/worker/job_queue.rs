@@ -10,7 +10,7 @@ use std::{
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
 use serde::{Deserialize, Serialize};
-use shared::{config::Settings, shutdown::StopSignal};
+use shared::shutdown::StopSignal;
 use tokio::sync::{mpsc, oneshot};
 use worker::{
     JobContext, QueueSelection, RestartPolicy, build_monitor,
@@ -20,7 +20,7 @@ use worker::{
 
 use test_support::eventually;
 
-use crate::helpers::{database_url, redis_url, unique_prefix};
+use crate::helpers::{settings, unique_prefix};
 
 /// A queue no real job uses.
 const ECHO: &str = "test_echo";
@@ -40,20 +40,6 @@ async fn echo(
 ) -> Result<u32, BoxDynError> {
     seen.send((job.n, attempt.current()))?;
     Ok(job.n)
-}
-
-fn settings(prefix: &str) -> Settings {
-    let vars = [
-        ("DATABASE_URL", database_url()),
-        ("REDIS_URL", redis_url()),
-        ("REDIS_PREFIX", prefix.to_owned()),
-    ];
-    Settings::from_lookup(|k| {
-        vars.iter()
-            .find(|(name, _)| *name == k)
-            .map(|(_, v)| v.clone())
-    })
-    .expect("test settings are valid")
 }
 
 /// Registers the echo job exactly as `jobs::register_all` will register a real one.
@@ -82,7 +68,7 @@ fn monitor_with_echo(
 async fn a_pushed_task_is_picked_up_quickly_deduplicated_and_handled_once() {
     // Arrange: a running worker for the test queue.
     let prefix = unique_prefix();
-    let ctx = JobContext::connect(settings(&prefix))
+    let ctx = JobContext::connect(settings(&prefix, &[]))
         .await
         .expect("Postgres and Redis are up");
     let policy = Arc::new(RestartPolicy::default());

@@ -1,25 +1,9 @@
 //! The worker's hot-path statements run on connections that plan them once
 //! (`DATABASE_GENERIC_PLANS`), and only those: every other statement keeps PostgreSQL's choice.
 
-use shared::config::Settings;
 use worker::JobContext;
 
-use crate::helpers::{database_url, redis_url, unique_prefix};
-
-fn settings(generic_plans: &str) -> Settings {
-    let vars = [
-        ("DATABASE_URL", database_url()),
-        ("REDIS_URL", redis_url()),
-        ("REDIS_PREFIX", unique_prefix()),
-        ("DATABASE_GENERIC_PLANS", generic_plans.to_owned()),
-    ];
-    Settings::from_lookup(|k| {
-        vars.iter()
-            .find(|(name, _)| *name == k)
-            .map(|(_, v)| v.clone())
-    })
-    .expect("test settings are valid")
-}
+use crate::helpers::{settings, unique_prefix};
 
 async fn plan_cache_mode(pool: &sqlx::PgPool) -> String {
     sqlx::query_scalar("SHOW plan_cache_mode")
@@ -30,9 +14,12 @@ async fn plan_cache_mode(pool: &sqlx::PgPool) -> String {
 
 #[tokio::test]
 async fn the_hot_path_pool_plans_once_and_the_general_pool_leaves_the_choice_to_postgres() {
-    let ctx = JobContext::connect(settings("true"))
-        .await
-        .expect("Postgres and Redis are up");
+    let ctx = JobContext::connect(settings(
+        &unique_prefix(),
+        &[("DATABASE_GENERIC_PLANS", "true")],
+    ))
+    .await
+    .expect("Postgres and Redis are up");
     assert_eq!(plan_cache_mode(&ctx.hot_pool).await, "force_generic_plan");
     assert_eq!(plan_cache_mode(&ctx.pool).await, "auto");
     // The flows take the hot pool for their hot statements and the general one for the rest.
@@ -55,9 +42,12 @@ async fn the_hot_path_pool_plans_once_and_the_general_pool_leaves_the_choice_to_
 
 #[tokio::test]
 async fn with_generic_plans_off_everything_runs_on_the_one_pool() {
-    let ctx = JobContext::connect(settings("false"))
-        .await
-        .expect("Postgres and Redis are up");
+    let ctx = JobContext::connect(settings(
+        &unique_prefix(),
+        &[("DATABASE_GENERIC_PLANS", "false")],
+    ))
+    .await
+    .expect("Postgres and Redis are up");
     assert_eq!(plan_cache_mode(&ctx.hot_pool).await, "auto");
     // One pool: closing it closes the hot path's too.
     ctx.pool.close().await;
