@@ -33,13 +33,16 @@ async fn lock_listings_of(conn: &mut PgConnection, order_id: Uuid) -> Result<(),
 /// event `event_id` that brought the payment, if any, is marked processed: one statement, so
 /// one round trip and its own transaction. The order's row is locked by its conditional UPDATE
 /// first, then its listings in id order (the `locked` step, which the stock update reads), as
-/// everywhere else. `false` when the order was not pending; nothing changed then.
+/// everywhere else. `count_delivery` also counts the event's delivery (`attempts`), for a
+/// delivery that did not claim the event first. `false` when the order was not pending;
+/// nothing changed then.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
 pub async fn mark_paid(
     conn: &mut PgConnection,
     order_id: Uuid,
     fee_bps: i64,
     event_id: Option<&str>,
+    count_delivery: bool,
 ) -> Result<bool, StoreError> {
     let paid = sqlx::query_scalar!(
         r#"WITH paid AS (
@@ -74,7 +77,8 @@ pub async fn mark_paid(
              WHERE l.order_id = $1 AND EXISTS (SELECT 1 FROM paid)
              ON CONFLICT ON CONSTRAINT ledger_entries_line_kind_key DO NOTHING),
          processed AS (
-             UPDATE webhook_events SET processed_at = now(), error = NULL
+             UPDATE webhook_events SET processed_at = now(), error = NULL,
+                    attempts = attempts + CASE WHEN $6 THEN 1 ELSE 0 END
              WHERE id = $5 AND EXISTS (SELECT 1 FROM paid))
          SELECT count(*) AS "paid!" FROM paid"#,
         order_id,
@@ -82,7 +86,8 @@ pub async fn mark_paid(
         LineStatus::AwaitingShipment as LineStatus,
         // Bound as bigint, as before: the statement's own inference would make it numeric.
         fee_bps as i64,
-        event_id
+        event_id,
+        count_delivery
     )
     .fetch_one(conn)
     .await?;

@@ -4,8 +4,10 @@
 
 use serde_json::Value;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::OrderStatus;
 
 /// An event as the `payment_event` job reads it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -109,6 +111,72 @@ pub async fn claim(
     )
     .fetch_optional(conn)
     .await?)
+}
+
+/// An unprocessed event with what its order expects to be paid, read without claiming it:
+/// what a delivery's first try decides from (`payment_events::process`). The order fields are
+/// `None` when no order has the event's PaymentIntent.
+#[derive(Debug, Clone)]
+pub struct PendingEvent {
+    /// The event; `attempts` counts the deliveries before this one.
+    pub event: WebhookEventRow,
+    /// The order with the event's PaymentIntent, as the payment is checked against it.
+    pub order: Option<PendingEventOrder>,
+}
+
+/// The fields of an order a payment is verified against.
+#[derive(Debug, Clone)]
+pub struct PendingEventOrder {
+    /// The order.
+    pub id: Uuid,
+    /// Where it is now (read, not locked).
+    pub status: OrderStatus,
+    /// Its total in minor units.
+    pub total_cents: i64,
+    /// Its currency.
+    pub currency: String,
+    /// Its PaymentIntent.
+    pub payment_intent_id: Option<String>,
+}
+
+/// Event `id` if it is unprocessed, with its order, in one read that writes nothing.
+#[tracing::instrument(skip_all, fields(event.id = %id))]
+pub async fn pending_with_order(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<PendingEvent>, StoreError> {
+    let row = sqlx::query!(
+        r#"SELECT e.id, e.event_type, e.object_id, e.payload, e.attempts,
+                  o.id AS "order_id?", o.status AS "order_status?: OrderStatus",
+                  o.total_cents AS "total_cents?", o.currency AS "currency?",
+                  o.payment_intent_id AS "payment_intent_id?"
+           FROM webhook_events e LEFT JOIN orders o ON o.payment_intent_id = e.object_id
+           WHERE e.id = $1 AND e.processed_at IS NULL"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| PendingEvent {
+        order: match (r.order_id, r.order_status, r.total_cents, r.currency) {
+            (Some(id), Some(status), Some(total_cents), Some(currency)) => {
+                Some(PendingEventOrder {
+                    id,
+                    status,
+                    total_cents,
+                    currency,
+                    payment_intent_id: r.payment_intent_id,
+                })
+            }
+            _ => None,
+        },
+        event: WebhookEventRow {
+            id: r.id,
+            event_type: r.event_type,
+            object_id: r.object_id,
+            payload: r.payload,
+            attempts: r.attempts,
+        },
+    }))
 }
 
 /// Marks an event processed, with an optional note (why it was ignored, or why it was given

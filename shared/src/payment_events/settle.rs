@@ -88,7 +88,7 @@ pub async fn succeeded(
     let order_id = payment.order_id();
     // The common case, a pending order, is one statement that also marks the event processed.
     let mut conn = deps.hot_pool.acquire().await?;
-    if db::settlement::mark_paid(&mut conn, order_id, deps.fee_bps, event_id).await? {
+    if db::settlement::mark_paid(&mut conn, order_id, deps.fee_bps, event_id, false).await? {
         tracing::info!("order paid");
         return Ok(Settlement::Paid);
     }

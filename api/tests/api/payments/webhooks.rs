@@ -81,6 +81,73 @@ async fn a_signed_success_event_marks_the_order_paid_and_credits_the_seller() {
     // A signed final state cannot be stale, so Stripe was not asked again.
     let retrieved = calls(&server, "GET", &format!("/v1/payment_intents/{intent}")).await;
     assert!(retrieved.is_empty());
+    assert_eq!(
+        event_record(&app).await,
+        vec![(1, true, None)],
+        "one delivery, counted once, processed without an error"
+    );
+    app.assert_stock_invariant().await;
+}
+
+/// Every stored event's (attempts, processed, error), in the order received.
+async fn event_record(app: &TestApp) -> Vec<(i32, bool, Option<String>)> {
+    sqlx::query_as(
+        "SELECT attempts, processed_at IS NOT NULL, error FROM webhook_events
+         ORDER BY received_at, id",
+    )
+    .fetch_all(app.pool())
+    .await
+    .expect("webhook events")
+}
+
+#[tokio::test]
+async fn a_second_success_event_for_a_paid_order_is_counted_once_and_changes_nothing() {
+    let (server, intents) = stripe_fake().await;
+    let app = stripe_payments_app(&server).await;
+    let shop = shop(&app, 1_000, 5).await;
+    let order_id = order(&app, &shop, 2).await;
+    let intent = intent_of(&app, &order_id).await;
+    intents.set(&intent, "succeeded");
+    let first = intent_event(
+        &event_id(),
+        "payment_intent.succeeded",
+        &intent,
+        "succeeded",
+    );
+    assert_eq!(app.post_signed_event(&first).await.status, StatusCode::OK);
+    app.run_payment_event_jobs().await;
+    assert_eq!(status_of(&app, &order_id).await.0, "paid");
+    // Stripe sends the same success again under another event id (a replayed endpoint, a
+    // second webhook endpoint): a paid order is not paid twice.
+    let second = intent_event(
+        &event_id(),
+        "payment_intent.succeeded",
+        &intent,
+        "succeeded",
+    );
+    assert_eq!(app.post_signed_event(&second).await.status, StatusCode::OK);
+
+    let outcomes = app.run_payment_event_jobs().await;
+
+    assert_eq!(
+        outcomes,
+        [Some(EventOutcome::Settled {
+            settlement: Settlement::AlreadySettled
+        })]
+    );
+    assert_eq!(
+        event_record(&app).await,
+        vec![
+            (1, true, None),
+            (1, true, Some("order already settled".to_owned()))
+        ]
+    );
+    assert_eq!(app.stock(&shop.listing).await, (3, 0));
+    assert_eq!(
+        ledger_of(&app, &order_id).await,
+        (1_800, 2),
+        "credited once"
+    );
     app.assert_stock_invariant().await;
 }
 
@@ -235,6 +302,9 @@ async fn the_same_event_delivered_three_times_concurrently_is_applied_once() {
     assert_eq!(ledger_of(&app, &order_id).await, (1_800, 2));
     // A later redelivery finds the event processed.
     assert!(app.run_payment_event_jobs().await.is_empty());
+    // Only the paying delivery counted: a losing one finds the order paid and the event
+    // processed in the same commit, so it writes nothing.
+    assert_eq!(event_record(&app).await, vec![(1, true, None)]);
     app.assert_stock_invariant().await;
 }
 
