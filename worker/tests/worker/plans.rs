@@ -1,5 +1,6 @@
 //! The worker's hot-path statements run on connections that plan them once
-//! (`DATABASE_GENERIC_PLANS`), and only those: every other statement keeps PostgreSQL's choice.
+//! (`DATABASE_GENERIC_PLANS`), by index lookups only, and only those: every other statement
+//! keeps PostgreSQL's choice.
 
 use worker::JobContext;
 
@@ -12,6 +13,50 @@ async fn plan_cache_mode(pool: &sqlx::PgPool) -> String {
         .expect("PostgreSQL answers")
 }
 
+async fn setting(pool: &sqlx::PgPool, name: &str) -> String {
+    sqlx::query_scalar("SELECT current_setting($1)")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .expect("PostgreSQL answers")
+}
+
+/// Every node of the plan of a cart's lines joined to their listings (the join the admission
+/// read makes), as "node type" or "node type on relation", outermost first.
+async fn cart_join_plan(pool: &sqlx::PgPool) -> Vec<String> {
+    let mut conn = pool.acquire().await.expect("connection");
+    sqlx::query(
+        "PREPARE cart_listings(uuid) AS
+         SELECT l.price_cents FROM cart_lines c JOIN listings l ON l.id = c.listing_id
+         WHERE c.user_id = $1",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("prepared");
+    let plan: serde_json::Value =
+        sqlx::query_scalar("EXPLAIN (FORMAT JSON) EXECUTE cart_listings(gen_random_uuid())")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("explained");
+    sqlx::query("DEALLOCATE cart_listings")
+        .execute(&mut *conn)
+        .await
+        .expect("deallocated");
+    let mut nodes = Vec::new();
+    let mut pending = vec![&plan[0]["Plan"]];
+    while let Some(node) = pending.pop() {
+        let kind = node["Node Type"].as_str().unwrap_or_default();
+        nodes.push(match node["Relation Name"].as_str() {
+            Some(table) => format!("{kind} on {table}"),
+            None => kind.to_owned(),
+        });
+        if let Some(children) = node["Plans"].as_array() {
+            pending.extend(children.iter().rev());
+        }
+    }
+    nodes
+}
+
 #[tokio::test]
 async fn the_hot_path_pool_plans_once_and_the_general_pool_leaves_the_choice_to_postgres() {
     let ctx = JobContext::connect(settings(
@@ -22,6 +67,22 @@ async fn the_hot_path_pool_plans_once_and_the_general_pool_leaves_the_choice_to_
     .expect("Postgres and Redis are up");
     assert_eq!(plan_cache_mode(&ctx.hot_pool).await, "force_generic_plan");
     assert_eq!(plan_cache_mode(&ctx.pool).await, "auto");
+    for (name, hot) in [
+        ("enable_seqscan", "off"),
+        ("enable_hashjoin", "off"),
+        ("enable_mergejoin", "off"),
+    ] {
+        assert_eq!(setting(&ctx.hot_pool, name).await, hot, "{name}");
+        assert_eq!(setting(&ctx.pool, name).await, "on", "{name}");
+    }
+    let plan = cart_join_plan(&ctx.hot_pool).await;
+    assert!(
+        plan.iter().any(|n| n == "Index Scan on listings")
+            && !plan
+                .iter()
+                .any(|n| n.starts_with("Seq Scan") || n.ends_with("Join")),
+        "a cart's listings are looked up by their key, whatever the statistics: {plan:?}"
+    );
     // The flows take the hot pool for their hot statements and the general one for the rest.
     let (checkout, payment) = (ctx.checkout(), ctx.payment());
     assert_eq!(
