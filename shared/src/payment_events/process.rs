@@ -154,10 +154,7 @@ async fn pay_pending(
     {
         return Ok(None);
     }
-    let succeeded = Intent::from_event_object(&event.payload["data"]["object"]).filter(|intent| {
-        event.object_id.as_deref() == Some(intent.id.as_str())
-            && intent.status == IntentStatus::Succeeded
-    });
+    let succeeded = embedded_intent(&event).filter(|i| i.status == IntentStatus::Succeeded);
     let Some(intent) = succeeded else {
         return Ok(None);
     };
@@ -251,13 +248,19 @@ async fn current_intent(
     event: &WebhookEventRow,
     intent_id: &str,
 ) -> Result<Option<Intent>, PaymentError> {
-    let embedded = Intent::from_event_object(&event.payload["data"]["object"])
-        .filter(|intent| intent.id == intent_id);
+    let embedded = embedded_intent(event);
     match embedded {
         Some(intent) if intent.status.is_final() => Ok(Some(intent)),
         _ if deps.payments.is_dev() => Ok(embedded),
         _ => Ok(Some(deps.payments.retrieve_intent(intent_id).await?)),
     }
+}
+
+/// The PaymentIntent the signed event carries, if it is readable and is the one the event is
+/// about (`object_id`).
+fn embedded_intent(event: &WebhookEventRow) -> Option<Intent> {
+    Intent::from_event_object(&event.payload["data"]["object"])
+        .filter(|intent| event.object_id.as_deref() == Some(intent.id.as_str()))
 }
 
 async fn ignore(

@@ -7,10 +7,7 @@ use worker::JobContext;
 use crate::helpers::{settings, unique_prefix};
 
 async fn plan_cache_mode(pool: &sqlx::PgPool) -> String {
-    sqlx::query_scalar("SHOW plan_cache_mode")
-        .fetch_one(pool)
-        .await
-        .expect("PostgreSQL answers")
+    setting(pool, "plan_cache_mode").await
 }
 
 async fn setting(pool: &sqlx::PgPool, name: &str) -> String {

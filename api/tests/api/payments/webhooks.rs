@@ -9,8 +9,9 @@ use shared::payment_events::{EventOutcome, Settlement};
 use test_support::{TEST_WEBHOOK_SECRET, TestApp, stripe_signature};
 
 use super::{
-    balances, calls, event_id, intent_event, intent_of, ledger_of, line_statuses, order,
+    balances, calls, event_id, intent_event, intent_of, ledger_of, line_statuses, order, pay,
     pushed_event_tasks, shop, status_of, stored_events, stripe_fake, stripe_payments_app,
+    succeeded_event,
 };
 use crate::helpers::assert_error;
 
@@ -106,25 +107,10 @@ async fn a_second_success_event_for_a_paid_order_is_counted_once_and_changes_not
     let app = stripe_payments_app(&server).await;
     let shop = shop(&app, 1_000, 5).await;
     let order_id = order(&app, &shop, 2).await;
-    let intent = intent_of(&app, &order_id).await;
-    intents.set(&intent, "succeeded");
-    let first = intent_event(
-        &event_id(),
-        "payment_intent.succeeded",
-        &intent,
-        "succeeded",
-    );
-    assert_eq!(app.post_signed_event(&first).await.status, StatusCode::OK);
-    app.run_payment_event_jobs().await;
-    assert_eq!(status_of(&app, &order_id).await.0, "paid");
+    pay(&app, &intents, &order_id).await;
     // Stripe sends the same success again under another event id (a replayed endpoint, a
     // second webhook endpoint): a paid order is not paid twice.
-    let second = intent_event(
-        &event_id(),
-        "payment_intent.succeeded",
-        &intent,
-        "succeeded",
-    );
+    let second = succeeded_event(&intent_of(&app, &order_id).await);
     assert_eq!(app.post_signed_event(&second).await.status, StatusCode::OK);
 
     let outcomes = app.run_payment_event_jobs().await;
